@@ -1,0 +1,264 @@
+/*
+ * auth: register, login, logout, me, and the session lookup every protected route
+ * goes through.
+ */
+#include "api/auth.h"
+#include "common/db.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/password.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USERNAME_MIN 3
+#define USERNAME_MAX 32
+
+void auth_cookie_value(char *out, size_t outlen, const char *token, long long max_age_s, int secure)
+{
+	snprintf(out, outlen, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s", AUTH_COOKIE,
+		 token, max_age_s, secure ? "; Secure" : "");
+}
+
+static const char SQL_SESSION[] =
+	"SELECT s.user_id, s.last_seen_at < now() - interval '1 minute' "
+	"FROM mjs.sessions s JOIN mjs.users u ON u.id = s.user_id "
+	"WHERE s.token_hash = sha256(convert_to($1, 'UTF8')) AND s.expires_at > now() AND NOT u.disabled";
+
+static const char SQL_SESSION_SEEN[] =
+	"UPDATE mjs.sessions SET last_seen_at = now() WHERE token_hash = sha256(convert_to($1, 'UTF8'))";
+
+/* Reads the session token from the cookie; returns its length or -1. */
+static int session_token(struct call *c, char *token, size_t len)
+{
+	int n;
+
+	if (!c->req->cookie)
+		return -1;
+	n = http_cookie_get(c->req->cookie, AUTH_COOKIE, token, len);
+	if (n != AUTH_TOKEN_LEN)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		char ch = token[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_'))
+			return -1;
+	}
+	return n;
+}
+
+int auth_require_session(struct call *c)
+{
+	char token[64];
+	const char *params[1] = { token };
+	PGresult *res;
+
+	if (session_token(c, token, sizeof(token)) < 0) {
+		http_error(c->resp, 401, "unauthorized", "log in first");
+		return -1;
+	}
+	res = call_exec(c, SQL_SESSION, 1, params);
+	if (!res)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		http_error(c->resp, 401, "unauthorized", "session expired or logged out; log in again");
+		return -1;
+	}
+	memcpy(c->user_id, PQgetvalue(res, 0, 0), 36);
+	c->user_id[36] = '\0';
+	if (PQgetvalue(res, 0, 1)[0] == 't')
+		db_command(c->db, SQL_SESSION_SEEN, 1, params);
+	PQclear(res);
+	return 0;
+}
+
+/* Reads and checks username and password of a register/login body. */
+static int read_credentials(struct call *c, char **username, char **password)
+{
+	char err[160];
+	enum json_field_rc rc;
+
+	rc = json_field_string_dup(c->body, "username", USERNAME_MIN, USERNAME_MAX, JSON_FIELD_SINGLE_LINE,
+				   username, err, sizeof(err));
+	if (rc == JSON_FIELD_ABSENT)
+		snprintf(err, sizeof(err), "username is required");
+	if (rc != JSON_FIELD_OK)
+		goto invalid;
+	for (const char *p = *username; *p; p++) {
+		char ch = *p;
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '.' || ch == '-')) {
+			snprintf(err, sizeof(err), "username may contain only letters, digits, '_', '.' and '-'");
+			goto invalid;
+		}
+	}
+	rc = json_field_string_dup(c->body, "password", 1, PASSWORD_MAX, 0, password, err, sizeof(err));
+	if (rc == JSON_FIELD_ABSENT)
+		snprintf(err, sizeof(err), "password is required");
+	if (rc != JSON_FIELD_OK)
+		goto invalid;
+	return 0;
+invalid:
+	free(*username);
+	*username = NULL;
+	call_invalid(c, err);
+	return -1;
+}
+
+static const char SQL_REGISTER[] =
+	"INSERT INTO mjs.users AS u (username, password_hash) VALUES ($1, $2) "
+	"ON CONFLICT ((lower(username))) DO NOTHING RETURNING mjs.user_json(u)::text";
+
+void auth_register(struct call *c)
+{
+	char *username = NULL, *password = NULL, hash[256];
+	const char *params[2] = { NULL, hash };
+	PGresult *res;
+
+	if (!c->app->cfg->allow_registration) {
+		http_error(c->resp, 403, "registration_disabled", "registration is disabled on this server");
+		return;
+	}
+	if (read_credentials(c, &username, &password) < 0)
+		return;
+	if (strlen(password) < PASSWORD_MIN) {
+		call_invalid(c, "password must be at least 8 characters");
+		goto out;
+	}
+	if (password_hash(password, hash, sizeof(hash)) < 0) {
+		log_error("password hashing failed");
+		http_error(c->resp, 500, "internal", "could not hash the password");
+		goto out;
+	}
+	params[0] = username;
+	res = call_exec(c, SQL_REGISTER, 2, params);
+	if (!res)
+		goto out;
+	if (PQntuples(res) == 0)
+		http_error(c->resp, 409, "conflict", "that username is taken");
+	else {
+		http_json(c->resp, 201, PQgetvalue(res, 0, 0));
+		log_info("user registered username=%s", username);
+	}
+	PQclear(res);
+out:
+	free(username);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	free(password);
+}
+
+static const char SQL_LOGIN_USER[] =
+	"SELECT u.id, u.password_hash, u.disabled, mjs.user_json(u)::text FROM mjs.users u "
+	"WHERE lower(u.username) = lower($1)";
+
+static const char SQL_LOGIN_SESSION[] =
+	"INSERT INTO mjs.sessions (token_hash, user_id, expires_at, user_agent, remote_addr) "
+	"VALUES (sha256(convert_to($1, 'UTF8')), $2, now() + make_interval(secs => $3::double precision), "
+	"left($4, 200), left($5, 64))";
+
+void auth_login(struct call *c)
+{
+	char *username = NULL, *password = NULL;
+	unsigned char raw[AUTH_TOKEN_BYTES];
+	char token[AUTH_TOKEN_LEN + 1], ttl[24], cookie[256];
+	PGresult *res = NULL;
+	int ok;
+
+	if (read_credentials(c, &username, &password) < 0)
+		return;
+	{
+		const char *params[1] = { username };
+		res = call_exec(c, SQL_LOGIN_USER, 1, params);
+	}
+	if (!res)
+		goto out;
+	if (PQntuples(res) != 1) {
+		password_waste(password);
+		ok = 0;
+	} else {
+		ok = password_check(password, PQgetvalue(res, 0, 1)) && PQgetvalue(res, 0, 2)[0] == 'f';
+	}
+	if (!ok) {
+		log_info("login failed username=%s remote=%s", username,
+			 c->req->remote_addr ? c->req->remote_addr : "-");
+		http_error(c->resp, 401, "invalid_credentials", "wrong username or password");
+		goto out;
+	}
+	if (util_random_bytes(raw, sizeof(raw)) < 0) {
+		http_error(c->resp, 500, "internal", "no randomness available");
+		goto out;
+	}
+	util_b64url_encode(raw, sizeof(raw), token);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)c->app->cfg->session_ttl_s);
+	{
+		const char *params[5] = { token, PQgetvalue(res, 0, 0), ttl,
+					  c->req->user_agent ? c->req->user_agent : "",
+					  c->req->remote_addr ? c->req->remote_addr : "" };
+		PGresult *ins = call_exec(c, SQL_LOGIN_SESSION, 5, params);
+		if (!ins)
+			goto out;
+		PQclear(ins);
+	}
+	auth_cookie_value(cookie, sizeof(cookie), token, (long long)c->app->cfg->session_ttl_s,
+			  c->app->cfg->cookie_secure);
+	http_header(c->resp, "Set-Cookie: %s", cookie);
+	http_json(c->resp, 200, PQgetvalue(res, 0, 3));
+	log_info("login username=%s user=%s", username, PQgetvalue(res, 0, 0));
+out:
+	PQclear(res);
+	explicit_bzero(raw, sizeof(raw));
+	free(username);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	free(password);
+}
+
+static const char SQL_LOGOUT[] = "DELETE FROM mjs.sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))";
+
+void auth_logout(struct call *c)
+{
+	char token[64], cookie[256];
+
+	if (session_token(c, token, sizeof(token)) >= 0) {
+		const char *params[1] = { token };
+		PGresult *res = call_exec(c, SQL_LOGOUT, 1, params);
+		if (!res)
+			return;
+		PQclear(res);
+	}
+	auth_cookie_value(cookie, sizeof(cookie), "", 0, c->app->cfg->cookie_secure);
+	http_header(c->resp, "Set-Cookie: %s", cookie);
+	c->resp->status = 204;
+}
+
+static const char SQL_ME[] =
+	"SELECT row_to_json(r)::text FROM (SELECT u.id, u.username, mjs.rfc3339(u.created_at) AS created_at, "
+	"u.event_seq FROM mjs.users u WHERE u.id = $1) r";
+
+void auth_me(struct call *c)
+{
+	const char *params[1] = { c->user_id };
+	PGresult *res = call_exec(c, SQL_ME, 1, params);
+
+	if (!res)
+		return;
+	if (PQntuples(res) == 1)
+		http_json(c->resp, 200, PQgetvalue(res, 0, 0));
+	else
+		http_error(c->resp, 401, "unauthorized", "log in first");
+	PQclear(res);
+}
+
+void health_check(struct call *c)
+{
+	PGresult *res = call_exec(c, "SELECT 1", 0, NULL);
+
+	if (!res)
+		return;
+	PQclear(res);
+	http_json(c->resp, 200, "{\"status\":\"ok\"}");
+}

@@ -1,0 +1,25 @@
+/*
+ * auth: accounts and sessions. Passwords are hashed by common/password; the session cookie is 32 random bytes from getrandom(),
+ * and only its SHA-256 is stored.
+ */
+#ifndef MJS_AUTH_H
+#define MJS_AUTH_H
+
+#include <stddef.h>
+
+#include "api/handlers.h"
+
+#define AUTH_COOKIE "mjs_session"
+#define AUTH_TOKEN_BYTES 32
+#define AUTH_TOKEN_LEN 43	/* base64url of 32 bytes */
+
+/*
+ * Resolves the request's session cookie to c->user_id. Returns 0, or -1 after
+ * setting the response (401 without a valid session, 503 without a database).
+ */
+int auth_require_session(struct call *c);
+
+/* Builds the Set-Cookie value for a token (max_age_s 0 clears the cookie). */
+void auth_cookie_value(char *out, size_t outlen, const char *token, long long max_age_s, int secure);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * conversations: handlers for /api/conversations. Object JSON comes from
+ * mjs.conversation_json() so REST bodies and event data are the same bytes.
+ */
+#include "api/conversations.h"
+#include "api/handlers.h"
+#include "common/json.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int conversations_parse_cursor(const char *cursor, char *usec, size_t usec_len, char *id)
+{
+	const char *us = strchr(cursor, '_');
+	size_t n;
+
+	if (!us)
+		return -1;
+	n = (size_t)(us - cursor);
+	if (n == 0 || n >= usec_len || n > 18)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (cursor[i] < '0' || cursor[i] > '9')
+			return -1;
+	if (!util_is_uuid(us + 1, strlen(us + 1)))
+		return -1;
+	memcpy(usec, cursor, n);
+	usec[n] = '\0';
+	memcpy(id, us + 1, 36);
+	id[36] = '\0';
+	return 0;
+}
+
+static const char SQL_LIST[] =
+	"SELECT mjs.conversation_json(c)::text, "
+	"(extract(epoch FROM c.updated_at) * 1000000)::bigint || '_' || c.id "
+	"FROM mjs.conversations c WHERE c.user_id = $1 "
+	"AND ($2::bigint IS NULL OR (c.updated_at, c.id) < "
+	"     (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
+	"ORDER BY c.updated_at DESC, c.id DESC LIMIT $4";
+
+void conversations_list(struct call *c)
+{
+	char value[128], usec[24], id[37], limit_s[24];
+	const char *params[4] = { c->user_id, NULL, NULL, limit_s };
+	int64_t limit = LIST_LIMIT_DEFAULT;
+	PGresult *res;
+	struct buf *b = &c->resp->body;
+	int n;
+
+	if (http_query_param(c->req->query, "limit", value, sizeof(value)) >= 0 &&
+	    (util_parse_i64(value, &limit) < 0 || limit < 1 || limit > LIST_LIMIT_MAX)) {
+		call_invalid(c, "limit must be an integer from 1 to 200");
+		return;
+	}
+	if (http_query_param(c->req->query, "cursor", value, sizeof(value)) >= 0 && value[0]) {
+		if (conversations_parse_cursor(value, usec, sizeof(usec), id) < 0) {
+			call_invalid(c, "cursor is not one this server gave out");
+			return;
+		}
+		params[1] = usec;
+		params[2] = id;
+	}
+	snprintf(limit_s, sizeof(limit_s), "%lld", (long long)limit + 1);	/* one more: is there a next page? */
+	res = call_exec(c, SQL_LIST, 4, params);
+	if (!res)
+		return;
+	n = PQntuples(res);
+	buf_reset(b);
+	buf_puts(b, "{\"items\":[");
+	for (int i = 0; i < n && i < limit; i++) {
+		if (i)
+			buf_puts(b, ",");
+		buf_append(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+	}
+	buf_puts(b, "],\"next\":");
+	if (n > limit)
+		buf_printf(b, "\"%s\"}", PQgetvalue(res, (int)limit - 1, 1));
+	else
+		buf_puts(b, "null}");
+	c->resp->status = 200;
+	PQclear(res);
+}
+
+/* Reads the title field; returns 1 absent, 0 ok (*title set), -1 after a 422. */
+static int read_title(struct call *c, char **title)
+{
+	char err[160];
+	enum json_field_rc rc = json_field_string_dup(c->body, "title", 1, CONVERSATION_TITLE_MAX,
+						      JSON_FIELD_TRIM | JSON_FIELD_SINGLE_LINE, title, err,
+						      sizeof(err));
+
+	if (rc == JSON_FIELD_INVALID) {
+		call_invalid(c, err);
+		return -1;
+	}
+	return rc == JSON_FIELD_ABSENT ? 1 : 0;
+}
+
+static const char SQL_CREATE[] =
+	"WITH c AS (INSERT INTO mjs.conversations (user_id, title) VALUES ($1, $2) RETURNING *), "
+	"j AS (SELECT mjs.conversation_json(c) AS obj FROM c) "
+	"SELECT obj::text, mjs.emit($1, 'conversation.created', obj) FROM j";
+
+void conversations_create(struct call *c)
+{
+	char *title = NULL;
+	int rc = read_title(c, &title);
+	const char *params[2] = { c->user_id, NULL };
+	PGresult *res;
+
+	if (rc < 0)
+		return;
+	params[1] = rc == 0 ? title : CONVERSATION_DEFAULT_TITLE;
+	res = call_exec(c, SQL_CREATE, 2, params);
+	if (res) {
+		http_json(c->resp, 201, PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	free(title);
+}
+
+static const char SQL_RENAME[] =
+	"WITH c AS (UPDATE mjs.conversations SET title = $3, updated_at = now() "
+	"  WHERE id = $2 AND user_id = $1 RETURNING *), "
+	"j AS (SELECT mjs.conversation_json(c) AS obj FROM c) "
+	"SELECT obj::text, mjs.emit($1, 'conversation.updated', obj) FROM j";
+
+void conversations_update(struct call *c)
+{
+	char *title = NULL;
+	int rc = read_title(c, &title);
+	const char *params[3] = { c->user_id, c->params[0], title };
+	PGresult *res;
+
+	if (rc < 0)
+		return;
+	if (rc == 1) {
+		call_invalid(c, "title is required");
+		return;
+	}
+	res = call_exec(c, SQL_RENAME, 3, params);
+	if (res) {
+		if (PQntuples(res) == 1)
+			http_json(c->resp, 200, PQgetvalue(res, 0, 0));
+		else
+			http_error(c->resp, 404, "not_found", "no such conversation");
+		PQclear(res);
+	}
+	free(title);
+}
+
+static const char SQL_DELETE[] =
+	"WITH c AS (DELETE FROM mjs.conversations WHERE id = $2 AND user_id = $1 RETURNING id) "
+	"SELECT mjs.emit($1, 'conversation.deleted', (SELECT row_to_json(r) FROM (SELECT c.id) r)) FROM c";
+
+void conversations_delete(struct call *c)
+{
+	const char *params[2] = { c->user_id, c->params[0] };
+	PGresult *res = call_exec(c, SQL_DELETE, 2, params);
+
+	if (!res)
+		return;
+	if (PQntuples(res) == 1)
+		c->resp->status = 204;
+	else
+		http_error(c->resp, 404, "not_found", "no such conversation");
+	PQclear(res);
+}

@@ -1,0 +1,66 @@
+/*
+ * handlers: what a route handler gets (struct call) and every handler of the
+ * route table. A handler fills c->resp; it never writes to the connection itself
+ * (except stream_open, which hands the connection to the hub).
+ */
+#ifndef MJS_HANDLERS_H
+#define MJS_HANDLERS_H
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "api/http.h"
+#include "common/config.h"
+
+struct hub;
+struct db_pool;
+
+/* Process-wide state shared by all threads; read-only after start. */
+struct app {
+	const struct config *cfg;
+	struct db_pool *pool;
+	struct hub *hub;
+};
+
+#define CALL_MAX_PARAMS 2
+
+struct call {
+	struct app *app;
+	struct http_request *req;
+	struct http_response *resp;
+	void *fcgi;			/* FCGX_Request *, for stream_open only */
+	PGconn *db;			/* taken from the pool by call_db() */
+	char user_id[37];		/* set when the route needs a session */
+	char params[CALL_MAX_PARAMS][37];	/* {id} path parameters, in order */
+	struct json_object *body;	/* parsed body for routes that take one */
+};
+
+/*
+ * The call's database connection, taken from the pool on first use. Returns NULL
+ * after setting a 503 response when the database cannot be reached.
+ */
+PGconn *call_db(struct call *c);
+
+/*
+ * Runs a statement for a handler. On failure sets a 503 (database unreachable) or
+ * 500 response and returns NULL; the caller just returns.
+ */
+PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *const *params);
+
+/* Sets a 422 response. */
+void call_invalid(struct call *c, const char *message);
+
+void auth_register(struct call *c);
+void auth_login(struct call *c);
+void auth_logout(struct call *c);
+void auth_me(struct call *c);
+void health_check(struct call *c);
+
+void conversations_list(struct call *c);
+void conversations_create(struct call *c);
+void conversations_update(struct call *c);
+void conversations_delete(struct call *c);
+
+void stream_open(struct call *c);
+
+#endif

@@ -1,0 +1,747 @@
+/*
+ * hub: one event loop per mjs-api process for the LISTEN connection and every
+ * open SSE stream.
+ *
+ * Invariants:
+ * - Only the hub thread touches a stream after hub_adopt(); REST threads only push
+ *   onto the pending list under the lock.
+ * - s->last_seq is the seq of the last event queued to the stream. An event is
+ *   queued only if its seq is last_seq + 1, so a stream never sees a gap or a
+ *   duplicate. Anything else (a jump, a notification without data, a replay, a
+ *   lost LISTEN connection) switches the stream to catch-up, which reads
+ *   mjs.events page by page while the stream's queue is below the low-water mark.
+ * - A stream's queued bytes never exceed stream_queue_max: a tab that stops
+ *   reading is dropped, never allowed to delay others or to grow memory.
+ * - All database queries (catch-up pages) happen in process_dirty(), after the
+ *   notifications of an iteration are delivered.
+ */
+#include "api/hub.h"
+#include "api/sse.h"
+#include "common/db.h"
+#include "common/events.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define HUB_BUCKETS 4096
+#define HUB_MAX_EVENTS 256
+#define HUB_DB_RETRY_MS 1000
+#define HUB_DB_RETRY_MAX_MS 10000
+#define STREAM_FD_FLOOR 1024	/* keep stream fds out of libfcgi's select() range */
+
+struct user;
+
+struct stream {
+	int fd;
+	uint16_t request_id;
+	int64_t last_seq;	/* last seq queued; -1: not known yet (start from head) */
+	int catching_up;
+	int want_out;		/* EPOLLOUT is registered */
+	int dirty;		/* on the dirty list */
+	int dead;
+	int64_t last_write_ms;
+	struct buf out;
+	size_t out_off;		/* bytes of out already written */
+	struct user *user;
+	char user_id[37];
+	struct stream *prev, *next;		/* the user's streams */
+	struct stream *all_prev, *all_next;	/* every stream of the hub */
+	struct stream *link;			/* pending, dirty or dead list */
+};
+
+struct user {
+	char id[37];
+	struct stream *streams;
+	struct user *hnext;
+};
+
+struct hub {
+	const struct config *cfg;
+	pthread_t thread;
+	int epfd;
+	int wakefd;
+	pthread_mutex_t lock;		/* guards pending and stopping */
+	struct stream *pending;
+	int stopping;
+	atomic_int nstreams;
+	PGconn *db;
+	int db_fd;
+	int64_t db_retry_at;
+	int db_retry_ms;
+	struct user *buckets[HUB_BUCKETS];
+	struct stream *all;
+	struct stream *dirty;
+	struct stream *dead;
+	struct buf text;		/* event text being fanned out */
+	int64_t next_keepalive_check;
+};
+
+/* Sentinels for epoll data of the non-stream fds. */
+static char wake_tag, db_tag;
+
+static size_t pending_bytes(const struct stream *s)
+{
+	return s->out.len - s->out_off;
+}
+
+static unsigned hash_id(const char *id)
+{
+	unsigned h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % HUB_BUCKETS;
+}
+
+static struct user *user_find(struct hub *h, const char *id)
+{
+	for (struct user *u = h->buckets[hash_id(id)]; u; u = u->hnext)
+		if (strcmp(u->id, id) == 0)
+			return u;
+	return NULL;
+}
+
+static struct user *user_get(struct hub *h, const char *id)
+{
+	struct user *u = user_find(h, id);
+	unsigned b;
+
+	if (u)
+		return u;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	memcpy(u->id, id, sizeof(u->id));
+	b = hash_id(id);
+	u->hnext = h->buckets[b];
+	h->buckets[b] = u;
+	return u;
+}
+
+static void user_drop_if_empty(struct hub *h, struct user *u)
+{
+	struct user **pp;
+
+	if (u->streams)
+		return;
+	for (pp = &h->buckets[hash_id(u->id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == u) {
+			*pp = u->hnext;
+			free(u);
+			return;
+		}
+	}
+}
+
+static void mark_dirty(struct hub *h, struct stream *s)
+{
+	if (s->dirty || s->dead)
+		return;
+	s->dirty = 1;
+	s->link = h->dirty;
+	h->dirty = s;
+}
+
+/* Closes a stream now; its memory is freed at the end of the loop iteration. */
+static void stream_kill(struct hub *h, struct stream *s, const char *reason)
+{
+	if (s->dead)
+		return;
+	log_debug("stream closed user=%s fd=%d last_seq=%lld reason=\"%s\"", s->user_id, s->fd,
+		  (long long)s->last_seq, reason);
+	epoll_ctl(h->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	close(s->fd);
+	s->dead = 1;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->user->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	user_drop_if_empty(h, s->user);
+	if (s->all_prev)
+		s->all_prev->all_next = s->all_next;
+	else
+		h->all = s->all_next;
+	if (s->all_next)
+		s->all_next->all_prev = s->all_prev;
+	buf_free(&s->out);
+	if (!s->dirty) {
+		s->link = h->dead;
+		h->dead = s;
+	}
+	/* a dirty dead stream is freed when the dirty list reaches it */
+	atomic_fetch_sub(&h->nstreams, 1);
+}
+
+/* Queues SSE text for a stream, wrapped in FastCGI records. */
+static void stream_queue(struct hub *h, struct stream *s, const char *text, size_t len)
+{
+	if (pending_bytes(s) + len + FCGI_HEADER_LEN > h->cfg->stream_queue_max) {
+		log_info("stream dropped user=%s queued=%zu reason=\"stream queue full: the client "
+			 "does not read\"", s->user_id, pending_bytes(s));
+		stream_kill(h, s, "queue full");
+		return;
+	}
+	if (s->out_off > 0 && s->out_off == s->out.len) {
+		buf_reset(&s->out);
+		s->out_off = 0;
+	}
+	if (sse_fcgi_stdout(&s->out, s->request_id, text, len) < 0) {
+		stream_kill(h, s, "out of memory");
+		return;
+	}
+	mark_dirty(h, s);
+}
+
+static void stream_set_out(struct hub *h, struct stream *s, int want)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = s };
+
+	if (s->want_out == want)
+		return;
+	if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0)
+		s->want_out = want;
+}
+
+static void stream_flush(struct hub *h, struct stream *s)
+{
+	while (pending_bytes(s) > 0) {
+		ssize_t n = write(s->fd, s->out.data + s->out_off, pending_bytes(s));
+		if (n > 0) {
+			s->out_off += (size_t)n;
+			s->last_write_ms = util_now_ms();
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			stream_set_out(h, s, 1);
+			return;
+		}
+		stream_kill(h, s, n < 0 ? strerror(errno) : "write returned 0");
+		return;
+	}
+	/* drained: give large buffers back, keep small ones for the next event */
+	if (s->out.cap > 65536)
+		buf_free(&s->out);
+	else
+		buf_reset(&s->out);
+	s->out_off = 0;
+	stream_set_out(h, s, 0);
+}
+
+static void db_lost(struct hub *h, const char *why)
+{
+	if (!h->db)
+		return;
+	log_warn("hub lost its database connection: %s; streams stay open and catch up after reconnect",
+		 why);
+	epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->db_fd, NULL);
+	PQfinish(h->db);
+	h->db = NULL;
+	h->db_retry_at = util_now_ms() + h->db_retry_ms;
+}
+
+static void queue_text(struct hub *h, struct stream *s)
+{
+	stream_queue(h, s, h->text.data, h->text.len);
+}
+
+/* Sends "reset" (the asked-for events are gone) and continues from head. */
+static void stream_reset(struct hub *h, struct stream *s, int64_t head)
+{
+	char data[64];
+	int n = snprintf(data, sizeof(data), "{\"seq\":%lld}", (long long)head);
+
+	log_info("stream reset user=%s from_seq=%lld head=%lld reason=\"events no longer stored\"",
+		 s->user_id, (long long)s->last_seq, (long long)head);
+	buf_reset(&h->text);
+	sse_format_event(&h->text, head, "reset", 5, data, (size_t)n);
+	queue_text(h, s);
+	s->last_seq = head;
+}
+
+/*
+ * One page of catch-up: the user's head and the events after last_seq, in one
+ * snapshot. Returns 0, or -1 when the database failed (the stream stays in
+ * catch-up and resumes after reconnect).
+ */
+static const char SQL_CATCH_UP[] =
+	"SELECT u.event_seq, e.seq, e.type, e.data::text FROM mjs.users u "
+	"LEFT JOIN LATERAL (SELECT seq, type, data FROM mjs.events "
+	"  WHERE user_id = u.id AND seq > $2 ORDER BY seq LIMIT $3) e ON true "
+	"WHERE u.id = $1";
+
+static int catch_up_page(struct hub *h, struct stream *s)
+{
+	char after[24], limit[16];
+	const char *params[3] = { s->user_id, after, limit };
+	int64_t head, batch = h->cfg->replay_batch;
+	PGresult *res;
+	int n;
+
+	snprintf(after, sizeof(after), "%lld", (long long)(s->last_seq < 0 ? 0 : s->last_seq));
+	snprintf(limit, sizeof(limit), "%lld", (long long)batch);
+	res = db_exec(h->db, SQL_CATCH_UP, 3, params);
+	if (!res) {
+		if (PQstatus(h->db) != CONNECTION_OK)
+			db_lost(h, "catch-up query failed");
+		return -1;
+	}
+	n = PQntuples(res);
+	if (n == 0) {
+		PQclear(res);
+		stream_kill(h, s, "user no longer exists");
+		return 0;
+	}
+	head = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (s->last_seq < 0) {
+		/* a stream without Last-Event-ID starts at the head */
+		s->last_seq = head;
+		buf_reset(&h->text);
+		sse_format_id(&h->text, head);
+		queue_text(h, s);
+		s->catching_up = 0;
+	} else if (PQgetisnull(res, 0, 1)) {
+		if (head == s->last_seq)
+			s->catching_up = 0;
+		else
+			stream_reset(h, s, head);	/* pruned, or an id from elsewhere */
+	} else if (strtoll(PQgetvalue(res, 0, 1), NULL, 10) != s->last_seq + 1) {
+		stream_reset(h, s, head);
+	} else {
+		for (int i = 0; i < n && !s->dead; i++) {
+			int64_t seq = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+			buf_reset(&h->text);
+			sse_format_event(&h->text, seq, PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2),
+					 PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
+			queue_text(h, s);
+			s->last_seq = seq;
+		}
+		if (n < batch)
+			s->catching_up = 0;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static void stream_catch_up(struct hub *h, struct stream *s)
+{
+	size_t low_water = h->cfg->stream_queue_max / 2;
+
+	while (s->catching_up && !s->dead && h->db && pending_bytes(s) < low_water)
+		if (catch_up_page(h, s) < 0)
+			return;
+}
+
+static const char SQL_ONE_EVENT[] =
+	"SELECT type, data::text FROM mjs.events WHERE user_id = $1 AND seq = $2";
+
+/* Delivers one notification to the streams of its user in this process. */
+static void deliver(struct hub *h, const char *payload)
+{
+	struct event_note note;
+	struct user *u;
+	PGresult *res = NULL;
+	const char *type, *data;
+	size_t type_len, data_len;
+
+	if (events_parse_notify(payload, &note) < 0) {
+		log_warn("hub ignored a malformed notification");
+		return;
+	}
+	u = user_find(h, note.user_id);
+	if (!u)
+		return;
+	type = note.type;
+	type_len = note.type_len;
+	data = note.data;
+	data_len = note.data_len;
+	if (data_len == 0) {
+		/* too big for a notification: read the row once for all streams */
+		char seq[24];
+		const char *params[2] = { note.user_id, seq };
+		snprintf(seq, sizeof(seq), "%lld", (long long)note.seq);
+		res = db_exec(h->db, SQL_ONE_EVENT, 2, params);
+		if (!res || PQntuples(res) != 1) {
+			for (struct stream *s = u->streams; s; s = s->next) {
+				s->catching_up = 1;
+				mark_dirty(h, s);
+			}
+			PQclear(res);
+			return;
+		}
+		type = PQgetvalue(res, 0, 0);
+		type_len = (size_t)PQgetlength(res, 0, 0);
+		data = PQgetvalue(res, 0, 1);
+		data_len = (size_t)PQgetlength(res, 0, 1);
+	}
+	buf_reset(&h->text);
+	sse_format_event(&h->text, note.seq, type, type_len, data, data_len);
+	for (struct stream *s = u->streams, *next; s; s = next) {
+		next = s->next;
+		if (s->catching_up || note.seq <= s->last_seq)
+			continue;
+		if (note.seq == s->last_seq + 1) {
+			queue_text(h, s);
+			s->last_seq = note.seq;
+		} else {
+			s->catching_up = 1;	/* a gap: read what is missing from the table */
+			mark_dirty(h, s);
+		}
+	}
+	PQclear(res);
+}
+
+static void drain_notifies(struct hub *h)
+{
+	PGnotify *n;
+
+	if (!h->db)
+		return;
+	while ((n = PQnotifies(h->db)) != NULL) {
+		deliver(h, n->extra);
+		PQfreemem(n);
+	}
+}
+
+static void db_connect_listen(struct hub *h)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &db_tag };
+	PGconn *db = db_connect(h->cfg->database);
+
+	if (!db || db_command(db, "LISTEN " EVENTS_CHANNEL, 0, NULL) < 0) {
+		PQfinish(db);
+		h->db_retry_at = util_now_ms() + h->db_retry_ms;
+		if (h->db_retry_ms < HUB_DB_RETRY_MAX_MS)
+			h->db_retry_ms *= 2;
+		return;
+	}
+	PQsetnonblocking(db, 0);
+	h->db = db;
+	h->db_fd = PQsocket(db);
+	h->db_retry_ms = HUB_DB_RETRY_MS;
+	epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->db_fd, &ev);
+	log_info("hub listening channel=%s", EVENTS_CHANNEL);
+	/* notifications may have been missed while disconnected */
+	for (struct stream *s = h->all; s; s = s->all_next) {
+		s->catching_up = 1;
+		mark_dirty(h, s);
+	}
+}
+
+static void adopt_pending(struct hub *h)
+{
+	struct stream *list;
+	uint64_t v;
+	ssize_t r = read(h->wakefd, &v, sizeof(v));
+
+	(void)r;
+	pthread_mutex_lock(&h->lock);
+	list = h->pending;
+	h->pending = NULL;
+	pthread_mutex_unlock(&h->lock);
+	while (list) {
+		struct stream *s = list;
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = s };
+		list = s->link;
+		s->link = NULL;
+		s->user = user_get(h, s->user_id);
+		if (!s->user || epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
+			log_error("stream adopt failed user=%s", s->user_id);
+			close(s->fd);
+			free(s);
+			atomic_fetch_sub(&h->nstreams, 1);
+			continue;
+		}
+		s->next = s->user->streams;
+		if (s->next)
+			s->next->prev = s;
+		s->user->streams = s;
+		s->all_next = h->all;
+		if (h->all)
+			h->all->all_prev = s;
+		h->all = s;
+		s->last_write_ms = util_now_ms();
+		buf_reset(&h->text);
+		sse_format_open(&h->text, h->cfg->sse_retry_ms);
+		queue_text(h, s);
+		s->catching_up = 1;
+		log_debug("stream opened user=%s fd=%d last_event_id=%lld", s->user_id, s->fd,
+			  (long long)s->last_seq);
+	}
+}
+
+static void stream_readable(struct hub *h, struct stream *s)
+{
+	char scratch[512];
+
+	for (;;) {
+		ssize_t n = read(s->fd, scratch, sizeof(scratch));
+		if (n > 0)
+			continue;	/* nginx sends nothing more; ignore stray records */
+		if (n == 0) {
+			stream_kill(h, s, "client went away");
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			stream_kill(h, s, strerror(errno));
+		return;
+	}
+}
+
+static void keepalive_tick(struct hub *h, int64_t now)
+{
+	static const char ka[] = ": keepalive\n\n";
+
+	if (now < h->next_keepalive_check)
+		return;
+	h->next_keepalive_check = now + 1000;
+	for (struct stream *s = h->all, *next; s; s = next) {
+		next = s->all_next;
+		if (now - s->last_write_ms >= h->cfg->keepalive_interval_ms && pending_bytes(s) == 0) {
+			stream_queue(h, s, ka, sizeof(ka) - 1);
+			s->last_write_ms = now;
+		}
+	}
+}
+
+/*
+ * Writes what every dirty stream has queued and runs catch-up pages for those
+ * below the low-water mark. Streams that still need catch-up go on the next
+ * iteration's list, so one long replay cannot starve the others.
+ */
+static void process_dirty(struct hub *h)
+{
+	struct stream *list = h->dirty;
+	size_t low_water = h->cfg->stream_queue_max / 2;
+
+	h->dirty = NULL;
+	while (list) {
+		struct stream *s = list;
+		list = s->link;
+		s->dirty = 0;
+		if (s->dead) {
+			s->link = h->dead;
+			h->dead = s;
+			continue;
+		}
+		if (s->catching_up && pending_bytes(s) < low_water)
+			stream_catch_up(h, s);
+		if (!s->dead)
+			stream_flush(h, s);
+		if (s->dead) {
+			if (!s->dirty) {
+				s->link = h->dead;
+				h->dead = s;
+			}
+			continue;
+		}
+		if (s->catching_up && h->db && !s->want_out)
+			mark_dirty(h, s);
+	}
+}
+
+static void free_dead(struct hub *h)
+{
+	while (h->dead) {
+		struct stream *s = h->dead;
+		h->dead = s->link;
+		free(s);
+	}
+}
+
+static void shutdown_streams(struct hub *h)
+{
+	struct buf end = { 0 };
+
+	for (struct stream *s = h->all, *next; s; s = next) {
+		next = s->all_next;
+		buf_reset(&end);
+		sse_fcgi_end(&end, s->request_id);
+		if (pending_bytes(s) + end.len <= h->cfg->stream_queue_max) {
+			buf_append(&s->out, end.data, end.len);
+			stream_flush(h, s);
+		}
+		stream_kill(h, s, "server shutting down");
+	}
+	buf_free(&end);
+}
+
+static void *hub_main(void *arg)
+{
+	struct hub *h = arg;
+	struct epoll_event events[HUB_MAX_EVENTS];
+
+	db_connect_listen(h);
+	for (;;) {
+		int64_t now = util_now_ms();
+		int timeout = h->dirty ? 0 : 1000;
+		int stopping;
+
+		if (!h->db && now >= h->db_retry_at)
+			db_connect_listen(h);
+		int n = epoll_wait(h->epfd, events, HUB_MAX_EVENTS, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("hub epoll_wait failed: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *tag = events[i].data.ptr;
+			if (tag == &wake_tag) {
+				adopt_pending(h);
+			} else if (tag == &db_tag) {
+				if (h->db && !PQconsumeInput(h->db))
+					db_lost(h, PQerrorMessage(h->db));
+			} else {
+				struct stream *s = tag;
+				if (s->dead)
+					continue;
+				if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					stream_readable(h, s);
+				if (!s->dead && (events[i].events & EPOLLOUT))
+					mark_dirty(h, s);
+			}
+		}
+		drain_notifies(h);
+		keepalive_tick(h, util_now_ms());
+		process_dirty(h);
+		drain_notifies(h);	/* catch-up queries may have read notifications */
+		free_dead(h);
+		pthread_mutex_lock(&h->lock);
+		stopping = h->stopping;
+		pthread_mutex_unlock(&h->lock);
+		if (stopping)
+			break;
+	}
+	shutdown_streams(h);
+	process_dirty(h);
+	free_dead(h);
+	return NULL;
+}
+
+struct hub *hub_start(const struct config *cfg)
+{
+	struct hub *h = calloc(1, sizeof(*h));
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
+
+	if (!h)
+		return NULL;
+	h->cfg = cfg;
+	h->db_retry_ms = HUB_DB_RETRY_MS;
+	h->epfd = epoll_create1(EPOLL_CLOEXEC);
+	h->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (h->epfd < 0 || h->wakefd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wakefd, &ev) < 0) {
+		log_error("hub start failed: %s", strerror(errno));
+		goto fail;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
+		log_error("hub thread start failed");
+		pthread_mutex_destroy(&h->lock);
+		goto fail;
+	}
+	return h;
+fail:
+	if (h->epfd >= 0)
+		close(h->epfd);
+	if (h->wakefd >= 0)
+		close(h->wakefd);
+	free(h);
+	return NULL;
+}
+
+static void wake(struct hub *h)
+{
+	uint64_t one = 1;
+	ssize_t w = write(h->wakefd, &one, sizeof(one));
+
+	(void)w;
+}
+
+void hub_stop(struct hub *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stopping = 1;
+	pthread_mutex_unlock(&h->lock);
+	wake(h);
+	pthread_join(h->thread, NULL);
+	/* streams handed over after the loop ended */
+	while (h->pending) {
+		struct stream *s = h->pending;
+		h->pending = s->link;
+		close(s->fd);
+		free(s);
+	}
+	for (int i = 0; i < HUB_BUCKETS; i++) {
+		while (h->buckets[i]) {
+			struct user *u = h->buckets[i];
+			h->buckets[i] = u->hnext;
+			free(u);
+		}
+	}
+	PQfinish(h->db);
+	buf_free(&h->text);
+	pthread_mutex_destroy(&h->lock);
+	close(h->epfd);
+	close(h->wakefd);
+	free(h);
+}
+
+int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, int64_t last_event_id)
+{
+	struct stream *s;
+	int hi, flags;
+
+	if (atomic_fetch_add(&h->nstreams, 1) >= h->cfg->max_streams) {
+		atomic_fetch_sub(&h->nstreams, 1);
+		log_warn("stream refused user=%s reason=\"max_streams reached\" max_streams=%d", user_id,
+			 h->cfg->max_streams);
+		close(fd);
+		return -1;
+	}
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, STREAM_FD_FLOOR);
+	if (hi >= 0) {
+		close(fd);
+		fd = hi;
+	}
+	flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		atomic_fetch_sub(&h->nstreams, 1);
+		close(fd);
+		return -1;
+	}
+	s->fd = fd;
+	s->request_id = request_id;
+	s->last_seq = last_event_id;
+	memcpy(s->user_id, user_id, 36);
+	s->user_id[36] = '\0';
+	pthread_mutex_lock(&h->lock);
+	s->link = h->pending;
+	h->pending = s;
+	pthread_mutex_unlock(&h->lock);
+	wake(h);
+	return 0;
+}
+
+int hub_stream_count(struct hub *h)
+{
+	return atomic_load(&h->nstreams);
+}

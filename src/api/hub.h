@@ -1,0 +1,32 @@
+/*
+ * hub: the event-loop thread of one mjs-api process. It owns the LISTEN
+ * connection and every open SSE stream: REST threads hand authenticated
+ * GET /api/events connections to it with hub_adopt() and never touch them again.
+ * A notification for user U is written to U's streams only.
+ */
+#ifndef MJS_HUB_H
+#define MJS_HUB_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+
+struct hub;
+
+/* Creates the hub and starts its thread. Returns NULL (logged) on failure. */
+struct hub *hub_start(const struct config *cfg);
+
+/* Ends every stream (the browsers reconnect elsewhere), stops the thread, frees. */
+void hub_stop(struct hub *hub);
+
+/*
+ * Hands over a FastCGI connection whose request is GET /api/events for user_id.
+ * last_event_id < 0 means "from now". The hub owns fd from here on, even on failure.
+ * Returns 0, or -1 when the process holds max_streams already (fd is closed).
+ */
+int hub_adopt(struct hub *hub, int fd, uint16_t request_id, const char *user_id, int64_t last_event_id);
+
+/* Streams open in this process right now. */
+int hub_stream_count(struct hub *hub);
+
+#endif

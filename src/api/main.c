@@ -1,0 +1,190 @@
+/*
+ * mjs-api: the FastCGI responder. A pool of REST threads accepts requests from
+ * the listening socket (libfcgi, FCGX_Accept_r); GET /api/events requests are
+ * handed to the hub thread after authentication, so open streams never hold a
+ * REST thread. SIGTERM/SIGINT: stop accepting, finish requests in flight, end
+ * the open streams (browsers reconnect elsewhere), exit 0.
+ */
+#include "config.h"
+#include "api/call.h"
+#include "api/handlers.h"
+#include "api/hub.h"
+#include "common/config.h"
+#include "common/db.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct worker_arg {
+	struct app *app;
+	int listen_fd;
+};
+
+static void *rest_thread(void *arg)
+{
+	struct worker_arg *wa = arg;
+	FCGX_Request fr;
+
+	if (FCGX_InitRequest(&fr, wa->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_error("FCGX_InitRequest failed");
+		return NULL;
+	}
+	while (FCGX_Accept_r(&fr) == 0) {
+		call_serve(wa->app, &fr);
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+	return NULL;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mjs-api [-c CONFIG] [-l LISTEN] [-t THREADS] [-V]\n"
+		   "  -c FILE   configuration file (default " CONFIG_DEFAULT_PATH ", or $MJS_CONFIG)\n"
+		   "  -l ADDR   listen on a unix socket path or host:port (overrides 'listen')\n"
+		   "  -t N      REST threads (overrides 'threads')\n"
+		   "  -V        print the version and exit\n");
+}
+
+static int open_listener(const struct config *cfg)
+{
+	const char *addr = cfg->listen;
+	int fd;
+
+	if (strchr(addr, '/')) {
+		struct stat st;
+		if (lstat(addr, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(addr);	/* a stale socket from a previous run */
+	}
+	fd = FCGX_OpenSocket(addr, cfg->listen_backlog);
+	if (fd < 0) {
+		log_error("cannot listen on %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	if (strchr(addr, '/') && chmod(addr, (mode_t)cfg->socket_mode) < 0)
+		log_warn("chmod %s failed: %s", addr, strerror(errno));
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct app app = { 0 };
+	const char *path = getenv("MJS_CONFIG");
+	const char *listen_arg = NULL;
+	int threads_arg = 0, must_exist = path != NULL, opt, listen_fd, sig, rc = 1;
+	char err[512];
+	pthread_t *threads = NULL;
+	struct worker_arg wa;
+	sigset_t sigs;
+
+	config_defaults(&cfg);
+	while ((opt = getopt(argc, argv, "c:l:t:Vh")) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; must_exist = 1; break;
+		case 'l': listen_arg = optarg; break;
+		case 't': threads_arg = atoi(optarg); break;
+		case 'V': printf("mjs-api %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (config_load(&cfg, path ? path : CONFIG_DEFAULT_PATH, must_exist, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mjs-api: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	if (listen_arg && config_set(&cfg, "listen", listen_arg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mjs-api: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	if (threads_arg > 0)
+		cfg.threads = threads_arg;
+	if (log_set_level_name(cfg.log_level) < 0) {
+		fprintf(stderr, "mjs-api: log_level must be debug, info, warn or error\n");
+		config_free(&cfg);
+		return 2;
+	}
+	raise_fd_limit();
+	signal(SIGPIPE, SIG_IGN);
+	/* every thread inherits the blocked set; main takes the signals with sigwait */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if (FCGX_Init() != 0) {
+		log_error("FCGX_Init failed");
+		goto out;
+	}
+	listen_fd = open_listener(&cfg);
+	if (listen_fd < 0)
+		goto out;
+	app.cfg = &cfg;
+	app.pool = db_pool_new(cfg.database, cfg.db_pool_size);
+	app.hub = hub_start(&cfg);
+	if (!app.pool || !app.hub)
+		goto out;
+	threads = calloc((size_t)cfg.threads, sizeof(pthread_t));
+	if (!threads)
+		goto out;
+	wa.app = &app;
+	wa.listen_fd = listen_fd;
+	for (int i = 0; i < cfg.threads; i++) {
+		if (pthread_create(&threads[i], NULL, rest_thread, &wa) != 0) {
+			log_error("cannot start REST thread %d", i);
+			goto out;
+		}
+	}
+	log_info("mjs-api started listen=%s threads=%d db_pool_size=%d pid=%d", cfg.listen, cfg.threads,
+		 cfg.db_pool_size, (int)getpid());
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to reload (restart to apply config changes)");
+			continue;
+		}
+		break;
+	}
+	log_info("mjs-api stopping signal=%s streams=%d", sig == SIGTERM ? "TERM" : "INT",
+		 hub_stream_count(app.hub));
+	/* wakes every thread blocked in accept() */
+	shutdown(listen_fd, SHUT_RDWR);
+	for (int i = 0; i < cfg.threads; i++)
+		pthread_join(threads[i], NULL);
+	rc = 0;
+out:
+	hub_stop(app.hub);
+	db_pool_free(app.pool);
+	if (strchr(cfg.listen, '/'))
+		unlink(cfg.listen);
+	free(threads);
+	if (rc == 0)
+		log_info("mjs-api stopped");
+	config_free(&cfg);
+	return rc;
+}

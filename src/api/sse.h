@@ -1,0 +1,33 @@
+/*
+ * sse: pure framing for open streams. Event text follows text/event-stream
+ * ("id: 42\nevent: conversation.updated\ndata: {...}\n\n"); the hub wraps text in
+ * FastCGI STDOUT records itself because it owns the connection after hand-off.
+ */
+#ifndef MJS_SSE_H
+#define MJS_SSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+#define FCGI_HEADER_LEN 8
+#define FCGI_MAX_CONTENT 65535
+
+/* Appends one SSE event. data must be one line (JSON from PostgreSQL is). */
+int sse_format_event(struct buf *out, int64_t seq, const char *type, size_t type_len,
+		     const char *data, size_t data_len);
+
+/* Appends "id: N\n\n": moves the client's Last-Event-ID without firing an event. */
+int sse_format_id(struct buf *out, int64_t seq);
+
+/* Appends the HTTP headers (CGI style) and the retry: line that open a stream. */
+int sse_format_open(struct buf *out, int retry_ms);
+
+/* Appends text as FastCGI STDOUT records (split at 65535 bytes) for request_id. */
+int sse_fcgi_stdout(struct buf *out, uint16_t request_id, const char *text, size_t len);
+
+/* Appends the records that end a request: an empty STDOUT and END_REQUEST. */
+int sse_fcgi_end(struct buf *out, uint16_t request_id);
+
+#endif

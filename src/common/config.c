@@ -1,0 +1,298 @@
+/*
+ * config: table-driven parser for mjs.conf. Every key lives in keys[] below with its
+ * type, default and bounds; mjs.conf(5) documents the same table.
+ */
+#include "common/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { T_STRING, T_INT, T_BOOL, T_DURATION, T_DURATION_S, T_SIZE, T_MODE };
+
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	const char *def;
+	long long min, max;	/* for ints (units), durations (ms) and sizes (bytes) */
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct key keys[] = {
+	{ "database", T_STRING, OFF(database), "dbname=mjs", 0, 0 },
+	{ "log_level", T_STRING, OFF(log_level), "info", 0, 0 },
+	{ "listen", T_STRING, OFF(listen), "/run/mjs/api.sock", 0, 0 },
+	{ "socket_mode", T_MODE, OFF(socket_mode), "0660", 0, 0777 },
+	{ "listen_backlog", T_INT, OFF(listen_backlog), "1024", 1, 65535 },
+	{ "threads", T_INT, OFF(threads), "16", 1, 1024 },
+	{ "db_pool_size", T_INT, OFF(db_pool_size), "8", 1, 256 },
+	{ "max_body_size", T_SIZE, OFF(max_body_size), "1M", 1024, 64LL << 20 },
+	{ "keepalive_interval", T_DURATION, OFF(keepalive_interval_ms), "15s", 1000, 3600000 },
+	{ "sse_retry", T_DURATION, OFF(sse_retry_ms), "2s", 100, 600000 },
+	{ "stream_queue_max", T_SIZE, OFF(stream_queue_max), "256k", 16384, 64LL << 20 },
+	{ "max_streams", T_INT, OFF(max_streams), "20000", 1, 1000000 },
+	{ "replay_batch", T_INT, OFF(replay_batch), "500", 10, 100000 },
+	{ "session_ttl", T_DURATION_S, OFF(session_ttl_s), "30d", 60, 10LL * 365 * 86400 },
+	{ "cookie_secure", T_BOOL, OFF(cookie_secure), "no", 0, 0 },
+	{ "allow_registration", T_BOOL, OFF(allow_registration), "yes", 0, 0 },
+	{ "public_origin", T_STRING, OFF(public_origin), "", 0, 0 },
+	{ "chat_url", T_STRING, OFF(chat_url), "", 0, 0 },
+	{ "chat_api_key", T_STRING, OFF(chat_api_key), "", 0, 0 },
+	{ "chat_model", T_STRING, OFF(chat_model), "", 0, 0 },
+	{ "image_url", T_STRING, OFF(image_url), "", 0, 0 },
+	{ "image_secret", T_STRING, OFF(image_secret), "", 0, 0 },
+	{ "video_url", T_STRING, OFF(video_url), "", 0, 0 },
+	{ "video_api_key", T_STRING, OFF(video_api_key), "", 0, 0 },
+	{ "flush_interval", T_DURATION, OFF(flush_interval_ms), "30ms", 1, 10000 },
+	{ "max_generations", T_INT, OFF(max_generations), "500", 1, 100000 },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+int config_parse_bool(const char *s, int *out)
+{
+	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "on") || !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "off") || !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* Parses "<digits><unit>"; returns the number and points *unit at the rest. */
+static int parse_number(const char *s, long long *num, const char **unit)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*num = strtoll(s, &end, 10);
+	if (errno)
+		return -1;
+	*unit = end;
+	return 0;
+}
+
+static int parse_duration(const char *s, long long *out);
+
+int config_parse_duration_ms(const char *s, int *out)
+{
+	long long ms;
+
+	if (parse_duration(s, &ms) < 0 || ms > INT_MAX)
+		return -1;
+	*out = (int)ms;
+	return 0;
+}
+
+/* Parses a duration with its unit into milliseconds (no int limit). */
+static int parse_duration(const char *s, long long *out)
+{
+	long long n, mult;
+	const char *u;
+
+	if (parse_number(s, &n, &u) < 0)
+		return -1;
+	if (!strcmp(u, "ms"))
+		mult = 1;
+	else if (!strcmp(u, "s") || !*u)
+		mult = 1000;
+	else if (!strcmp(u, "m") || !strcmp(u, "min"))
+		mult = 60000;
+	else if (!strcmp(u, "h"))
+		mult = 3600000;
+	else if (!strcmp(u, "d"))
+		mult = 86400000;
+	else
+		return -1;
+	if (n > LLONG_MAX / mult)
+		return -1;
+	*out = n * mult;
+	return 0;
+}
+
+int config_parse_size(const char *s, size_t *out)
+{
+	long long n, mult;
+	const char *u;
+
+	if (parse_number(s, &n, &u) < 0)
+		return -1;
+	if (!*u || !strcmp(u, "B"))
+		mult = 1;
+	else if (!strcmp(u, "k") || !strcmp(u, "K") || !strcmp(u, "KiB"))
+		mult = 1024;
+	else if (!strcmp(u, "M") || !strcmp(u, "MiB"))
+		mult = 1024 * 1024;
+	else if (!strcmp(u, "G") || !strcmp(u, "GiB"))
+		mult = 1024LL * 1024 * 1024;
+	else
+		return -1;
+	if (n > LLONG_MAX / mult)
+		return -1;
+	*out = (size_t)(n * mult);
+	return 0;
+}
+
+static int set_key(struct config *cfg, const struct key *k, const char *value, char *err, size_t errlen)
+{
+	char *base = (char *)cfg;
+	long long v = 0;
+	char *end;
+
+	switch (k->type) {
+	case T_STRING: {
+		char **slot = (char **)(base + k->offset);
+		char *dup = strdup(value);
+		if (!dup) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*slot);
+		*slot = dup;
+		return 0;
+	}
+	case T_BOOL: {
+		int b;
+		if (config_parse_bool(value, &b) < 0) {
+			snprintf(err, errlen, "%s: expected yes or no, got \"%s\"", k->name, value);
+			return -1;
+		}
+		*(int *)(base + k->offset) = b;
+		return 0;
+	}
+	case T_INT:
+	case T_MODE:
+		errno = 0;
+		v = strtoll(value, &end, k->type == T_MODE ? 8 : 10);
+		if (errno || end == value || *end) {
+			snprintf(err, errlen, "%s: expected %s, got \"%s\"", k->name,
+				 k->type == T_MODE ? "an octal mode" : "an integer", value);
+			return -1;
+		}
+		break;
+	case T_DURATION:
+	case T_DURATION_S: {
+		long long ms;
+		if (parse_duration(value, &ms) < 0) {
+			snprintf(err, errlen, "%s: expected a duration like 15s or 30ms, got \"%s\"", k->name, value);
+			return -1;
+		}
+		v = k->type == T_DURATION_S ? ms / 1000 : ms;
+		break;
+	}
+	case T_SIZE: {
+		size_t sz;
+		if (config_parse_size(value, &sz) < 0) {
+			snprintf(err, errlen, "%s: expected a size like 1M or 256k, got \"%s\"", k->name, value);
+			return -1;
+		}
+		v = (long long)sz;
+		break;
+	}
+	}
+	if (v < k->min || v > k->max) {
+		snprintf(err, errlen, "%s: %s is out of range", k->name, value);
+		return -1;
+	}
+	if (k->type == T_SIZE)
+		*(size_t *)(base + k->offset) = (size_t)v;
+	else
+		*(int *)(base + k->offset) = (int)v;
+	return 0;
+}
+
+int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].name, key))
+			return set_key(cfg, &keys[i], value, err, errlen);
+	snprintf(err, errlen, "unknown key \"%s\"", key);
+	return -1;
+}
+
+void config_defaults(struct config *cfg)
+{
+	char err[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++)
+		if (set_key(cfg, &keys[i], keys[i].def, err, sizeof(err)) < 0)
+			abort();	/* a bad default is a programmer error */
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int config_load(struct config *cfg, const char *path, int must_exist, char *err, size_t errlen)
+{
+	char line[4096], msg[512];
+	int lineno = 0, rc = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		if (!must_exist && errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p, *eq, *key, *value;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			rc = -1;
+			break;
+		}
+		p = trim(line);
+		if (!*p || *p == '#')
+			continue;
+		eq = strchr(p, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		key = trim(p);
+		value = trim(eq + 1);
+		if (strlen(value) >= 2 && (value[0] == '"' || value[0] == '\'') &&
+		    value[strlen(value) - 1] == value[0]) {
+			value[strlen(value) - 1] = '\0';
+			value++;
+		}
+		if (config_set(cfg, key, value, msg, sizeof(msg)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (keys[i].type == T_STRING) {
+			char **slot = (char **)((char *)cfg + keys[i].offset);
+			free(*slot);
+			*slot = NULL;
+		}
+	}
+}

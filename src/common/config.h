@@ -1,0 +1,66 @@
+/*
+ * config: the one table of every configuration key of every mjs program.
+ * File format: "key = value" lines, '#' comments, blank lines. Unknown keys and bad
+ * values are errors with the line number, so a typo never silently means a default.
+ * Durations take a unit (ms, s, m, h, d; bare numbers are seconds), sizes take
+ * k, M or G (bare numbers are bytes).
+ */
+#ifndef MJS_CONFIG_H
+#define MJS_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/mjs/mjs.conf"
+
+struct config {
+	/* every program */
+	char *database;
+	char *log_level;
+	/* mjs-api */
+	char *listen;
+	int socket_mode;
+	int listen_backlog;
+	int threads;
+	int db_pool_size;
+	size_t max_body_size;
+	int keepalive_interval_ms;
+	int sse_retry_ms;
+	size_t stream_queue_max;
+	int max_streams;
+	int replay_batch;
+	int session_ttl_s;
+	int cookie_secure;
+	int allow_registration;
+	char *public_origin;
+	/* mjs-worker */
+	char *chat_url;
+	char *chat_api_key;
+	char *chat_model;
+	char *image_url;
+	char *image_secret;
+	char *video_url;
+	char *video_api_key;
+	int flush_interval_ms;
+	int max_generations;
+};
+
+/* Fills cfg with the defaults. Strings are owned by cfg: free with config_free(). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Reads a config file over cfg. With must_exist == 0 a missing file is not an error
+ * (the default path need not exist). On error writes a message naming the file and
+ * line into err and returns -1; cfg may be partly updated.
+ */
+int config_load(struct config *cfg, const char *path, int must_exist, char *err, size_t errlen);
+
+/* Applies one "key = value" setting (the parser's core; also used for tests). */
+int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+int config_parse_duration_ms(const char *s, int *out);
+int config_parse_size(const char *s, size_t *out);
+int config_parse_bool(const char *s, int *out);
+
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * db: libpq helpers. Every statement goes through db_exec() with $n parameters
+ * (text format); there is no way here to run SQL built from values.
+ * struct db_pool is a small fixed pool of connections shared by threads.
+ */
+#ifndef MJS_DB_H
+#define MJS_DB_H
+
+#include <libpq-fe.h>
+
+/* Connects; logs and returns NULL on failure. */
+PGconn *db_connect(const char *conninfo);
+
+/*
+ * Runs sql with nparams text parameters (NULL entries are SQL NULL). Returns the
+ * result (caller PQclear()s) when it is COMMAND_OK or TUPLES_OK; otherwise logs the
+ * error with the statement's first words and returns NULL.
+ */
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+/* Runs a statement for its effect only. Returns 0 or -1 (logged). */
+int db_command(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+struct db_pool;
+
+/* Creates a pool of size connections (connected lazily). */
+struct db_pool *db_pool_new(const char *conninfo, int size);
+void db_pool_free(struct db_pool *pool);
+
+/*
+ * Takes a healthy connection, waiting up to timeout_ms for one to be returned.
+ * Returns NULL (logged) when none can be had: the database is down or the pool is
+ * exhausted for that long.
+ */
+PGconn *db_pool_get(struct db_pool *pool, int timeout_ms);
+/* Returns a connection; a broken one is closed and reconnected on its next use. */
+void db_pool_put(struct db_pool *pool, PGconn *conn);
+
+#endif

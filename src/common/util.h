@@ -1,0 +1,44 @@
+/*
+ * util: small pure helpers shared by every program: growable byte buffers,
+ * random tokens, base64url, UUID syntax, clocks.
+ */
+#ifndef MJS_UTIL_H
+#define MJS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer; data is always NUL-terminated for convenience. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_puts(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_consume(struct buf *b, size_t n);	/* drops n bytes from the front */
+void buf_reset(struct buf *b);			/* empties, keeps memory */
+void buf_free(struct buf *b);			/* empties and frees */
+
+/* Fills out with n bytes from getrandom(2). Returns 0 or -1. */
+int util_random_bytes(void *out, size_t n);
+
+/* base64url without padding; out must hold util_b64url_len(n) + 1 bytes. */
+size_t util_b64url_len(size_t n);
+void util_b64url_encode(const unsigned char *in, size_t n, char *out);
+
+/* Is s (exactly len bytes) a UUID in canonical 8-4-4-4-12 hex form? */
+int util_is_uuid(const char *s, size_t len);
+
+/* Parses a non-negative decimal int64 occupying the whole string. */
+int util_parse_i64(const char *s, int64_t *out);
+
+int64_t util_now_ms(void);	/* CLOCK_MONOTONIC in ms */
+
+/* Is s valid UTF-8 (no overlongs, no surrogates)? */
+int util_utf8_valid(const char *s, size_t len);
+
+#endif

@@ -29,6 +29,7 @@ COMMENT ON COLUMN mjs.users.event_seq IS 'Seq of the user''s latest event. mjs.e
 
 CREATE TABLE mjs.sessions (
     token_hash   bytea PRIMARY KEY,
+    id           bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
     user_id      uuid NOT NULL REFERENCES mjs.users (id) ON DELETE CASCADE,
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
@@ -40,7 +41,21 @@ CREATE INDEX sessions_user ON mjs.sessions (user_id);
 CREATE INDEX sessions_expires ON mjs.sessions (expires_at);
 COMMENT ON TABLE mjs.sessions IS 'Login sessions. The cookie holds a random token; only its SHA-256 is stored.';
 COMMENT ON COLUMN mjs.sessions.token_hash IS 'sha256 of the session cookie value. Deleting the row logs that session out.';
+COMMENT ON COLUMN mjs.sessions.id IS 'Internal handle for operators and for ending the session''s open streams; never sent to clients.';
 COMMENT ON COLUMN mjs.sessions.last_seen_at IS 'Updated at most once a minute per session.';
+
+-- A session that ends (logout, revocation, user deletion) ends its open streams
+-- in every responder: they listen on mjs_sessions.
+CREATE FUNCTION mjs.session_ended() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('mjs_sessions', OLD.id::text);
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER sessions_ended AFTER DELETE ON mjs.sessions
+    FOR EACH ROW EXECUTE FUNCTION mjs.session_ended();
+COMMENT ON FUNCTION mjs.session_ended() IS 'Notifies mjs_sessions with the id of a deleted session so responders close its streams.';
 
 CREATE TABLE mjs.conversations (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),

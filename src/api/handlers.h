@@ -31,6 +31,7 @@ struct call {
 	void *fcgi;			/* FCGX_Request *, for stream_open only */
 	PGconn *db;			/* taken from the pool by call_db() */
 	char user_id[37];		/* set when the route needs a session */
+	long long session_id;		/* mjs.sessions.id of that session */
 	char params[CALL_MAX_PARAMS][37];	/* {id} path parameters, in order */
 	struct json_object *body;	/* parsed body for routes that take one */
 };

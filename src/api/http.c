@@ -42,7 +42,7 @@ void http_error(struct http_response *resp, int status, const char *code, const 
 	json_object_object_add(err, "error", inner);
 	resp->status = status;
 	buf_reset(&resp->body);
-	buf_puts(&resp->body, json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN));
+	buf_puts(&resp->body, json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(err);
 }
 

@@ -44,6 +44,7 @@ struct user;
 struct stream {
 	int fd;
 	uint16_t request_id;
+	int64_t session_id;
 	int64_t last_seq;	/* last seq queued; -1: not known yet (start from head) */
 	int catching_up;
 	int want_out;		/* EPOLLOUT is registered */
@@ -404,6 +405,36 @@ static void deliver(struct hub *h, const char *payload)
 	PQclear(res);
 }
 
+/* Ends a stream cleanly (best effort: what the socket takes now), then closes it. */
+static void stream_end(struct hub *h, struct stream *s, const char *reason)
+{
+	if (sse_fcgi_end(&s->out, s->request_id) == 0)
+		stream_flush(h, s);
+	stream_kill(h, s, reason);
+}
+
+static void shutdown_streams(struct hub *h)
+{
+	for (struct stream *s = h->all, *next; s; s = next) {
+		next = s->all_next;
+		stream_end(h, s, "server shutting down");
+	}
+}
+
+/* A session was deleted (logout, revocation): end its streams in this process. */
+static void session_ended(struct hub *h, const char *payload)
+{
+	int64_t id;
+
+	if (util_parse_i64(payload, &id) < 0)
+		return;
+	for (struct stream *s = h->all, *next; s; s = next) {
+		next = s->all_next;
+		if (s->session_id == id)
+			stream_end(h, s, "session ended");
+	}
+}
+
 static void drain_notifies(struct hub *h)
 {
 	PGnotify *n;
@@ -411,7 +442,10 @@ static void drain_notifies(struct hub *h)
 	if (!h->db)
 		return;
 	while ((n = PQnotifies(h->db)) != NULL) {
-		deliver(h, n->extra);
+		if (strcmp(n->relname, SESSIONS_CHANNEL) == 0)
+			session_ended(h, n->extra);
+		else
+			deliver(h, n->extra);
 		PQfreemem(n);
 	}
 }
@@ -421,7 +455,8 @@ static void db_connect_listen(struct hub *h)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &db_tag };
 	PGconn *db = db_connect(h->cfg->database);
 
-	if (!db || db_command(db, "LISTEN " EVENTS_CHANNEL, 0, NULL) < 0) {
+	if (!db || db_command(db, "LISTEN " EVENTS_CHANNEL, 0, NULL) < 0 ||
+	    db_command(db, "LISTEN " SESSIONS_CHANNEL, 0, NULL) < 0) {
 		PQfinish(db);
 		h->db_retry_at = util_now_ms() + h->db_retry_ms;
 		if (h->db_retry_ms < HUB_DB_RETRY_MAX_MS)
@@ -564,23 +599,6 @@ static void free_dead(struct hub *h)
 	}
 }
 
-static void shutdown_streams(struct hub *h)
-{
-	struct buf end = { 0 };
-
-	for (struct stream *s = h->all, *next; s; s = next) {
-		next = s->all_next;
-		buf_reset(&end);
-		sse_fcgi_end(&end, s->request_id);
-		if (pending_bytes(s) + end.len <= h->cfg->stream_queue_max) {
-			buf_append(&s->out, end.data, end.len);
-			stream_flush(h, s);
-		}
-		stream_kill(h, s, "server shutting down");
-	}
-	buf_free(&end);
-}
-
 static void *hub_main(void *arg)
 {
 	struct hub *h = arg;
@@ -703,7 +721,8 @@ void hub_stop(struct hub *h)
 	free(h);
 }
 
-int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, int64_t last_event_id)
+int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, int64_t session_id,
+	      int64_t last_event_id)
 {
 	struct stream *s;
 	int hi, flags;
@@ -730,6 +749,7 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 	}
 	s->fd = fd;
 	s->request_id = request_id;
+	s->session_id = session_id;
 	s->last_seq = last_event_id;
 	memcpy(s->user_id, user_id, 36);
 	s->user_id[36] = '\0';

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define EVENTS_CHANNEL "mjs_events"
+#define SESSIONS_CHANNEL "mjs_sessions"	/* payload: id of a deleted session */
 
 /* A parsed notification. Pointers point into the payload; data may be empty (fetch the row). */
 struct event_note {
@@ -24,17 +25,5 @@ struct event_note {
 /* Parses "<uuid> <seq> <type> <data>"; returns 0 or -1 for a malformed payload. */
 int events_parse_notify(const char *payload, struct event_note *out);
 
-/*
- * Rows after a seq for one user, oldest first, with the user's current seq in every
- * row (and alone in a row when there are no events: see the UNION).
- * $1 user id, $2 after seq, $3 limit. Columns: seq, type, data, head.
- */
-#define EVENTS_SQL_AFTER \
-	"SELECT e.seq, e.type, e.data::text, u.event_seq FROM mjs.events e " \
-	"JOIN mjs.users u ON u.id = e.user_id " \
-	"WHERE e.user_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
-
-/* $1 user id. Columns: event_seq (the user's latest seq). */
-#define EVENTS_SQL_HEAD "SELECT event_seq FROM mjs.users WHERE id = $1"
 
 #endif

@@ -99,6 +99,15 @@ COMMENT ON TABLE mjs.events IS 'Every change a user can see, numbered per user 1
 COMMENT ON COLUMN mjs.events.type IS 'conversation.created|updated|deleted, message.created|updated|deleted|delta, task.created|updated|deleted|restored.';
 COMMENT ON COLUMN mjs.events.data IS 'Exactly the JSON sent as the SSE data line.';
 
+-- Lock order, the rule that keeps writers free of deadlocks: a transaction that
+-- changes a user's data locks that user's row first (mjs.lock_user), before any
+-- other row, and a transaction touching several users locks them in id order.
+CREATE FUNCTION mjs.lock_user(p_user uuid) RETURNS uuid
+LANGUAGE sql AS $$
+  SELECT id FROM mjs.users WHERE id = p_user FOR NO KEY UPDATE
+$$;
+COMMENT ON FUNCTION mjs.lock_user(uuid) IS 'Locks a user''s row (and so its event counter) until commit; returns the id, or NULL when no such user. Call it first in every write.';
+
 -- The one function every write path calls, in the same transaction as the change.
 -- It takes the next seq under the user's row lock (held until commit, so seqs are
 -- gapless in commit order), stores the event and notifies the responders.

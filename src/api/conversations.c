@@ -100,7 +100,8 @@ static int read_title(struct call *c, char **title)
 }
 
 static const char SQL_CREATE[] =
-	"WITH c AS (INSERT INTO mjs.conversations (user_id, title) VALUES ($1, $2) RETURNING *), "
+	"WITH u AS (SELECT mjs.lock_user($1) AS id), "
+	"c AS (INSERT INTO mjs.conversations (user_id, title) SELECT u.id, $2 FROM u RETURNING *), "
 	"j AS (SELECT mjs.conversation_json(c) AS obj FROM c) "
 	"SELECT obj::text, mjs.emit($1, 'conversation.created', obj) FROM j";
 
@@ -123,8 +124,9 @@ void conversations_create(struct call *c)
 }
 
 static const char SQL_RENAME[] =
-	"WITH c AS (UPDATE mjs.conversations SET title = $3, updated_at = now() "
-	"  WHERE id = $2 AND user_id = $1 RETURNING *), "
+	"WITH u AS (SELECT mjs.lock_user($1) AS id), "
+	"c AS (UPDATE mjs.conversations SET title = $3, updated_at = now() "
+	"  WHERE id = $2 AND user_id = (SELECT id FROM u) RETURNING *), "
 	"j AS (SELECT mjs.conversation_json(c) AS obj FROM c) "
 	"SELECT obj::text, mjs.emit($1, 'conversation.updated', obj) FROM j";
 
@@ -153,7 +155,8 @@ void conversations_update(struct call *c)
 }
 
 static const char SQL_DELETE[] =
-	"WITH c AS (DELETE FROM mjs.conversations WHERE id = $2 AND user_id = $1 RETURNING id) "
+	"WITH u AS (SELECT mjs.lock_user($1) AS id), "
+	"c AS (DELETE FROM mjs.conversations WHERE id = $2 AND user_id = (SELECT id FROM u) RETURNING id) "
 	"SELECT mjs.emit($1, 'conversation.deleted', (SELECT row_to_json(r) FROM (SELECT c.id) r)) FROM c";
 
 void conversations_delete(struct call *c)

@@ -62,6 +62,12 @@ void conversations_create(struct call *c);
 void conversations_update(struct call *c);
 void conversations_delete(struct call *c);
 
+void messages_list(struct call *c);
+void messages_send(struct call *c);
+void messages_update(struct call *c);
+void messages_delete(struct call *c);
+void messages_stop(struct call *c);
+
 void stream_open(struct call *c);
 
 #endif

@@ -16,6 +16,11 @@ static const struct route routes[] = {
 	{ "POST", "/api/conversations", conversations_create, ROUTE_AUTH | ROUTE_BODY },
 	{ "PATCH", "/api/conversations/{id}", conversations_update, ROUTE_AUTH | ROUTE_BODY },
 	{ "DELETE", "/api/conversations/{id}", conversations_delete, ROUTE_AUTH },
+	{ "GET", "/api/conversations/{id}/messages", messages_list, ROUTE_AUTH },
+	{ "POST", "/api/conversations/{id}/messages", messages_send, ROUTE_AUTH | ROUTE_BODY },
+	{ "PATCH", "/api/messages/{id}", messages_update, ROUTE_AUTH | ROUTE_BODY },
+	{ "DELETE", "/api/messages/{id}", messages_delete, ROUTE_AUTH },
+	{ "POST", "/api/messages/{id}/stop", messages_stop, ROUTE_AUTH },
 	{ "GET", "/api/events", stream_open, ROUTE_AUTH },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -48,7 +48,16 @@ static const struct key keys[] = {
 	{ "video_url", T_STRING, OFF(video_url), "", 0, 0 },
 	{ "video_api_key", T_STRING, OFF(video_api_key), "", 0, 0 },
 	{ "flush_interval", T_DURATION, OFF(flush_interval_ms), "30ms", 1, 10000 },
+	{ "flush_max_bytes", T_SIZE, OFF(flush_max_bytes), "16k", 256, 1 << 20 },
 	{ "max_generations", T_INT, OFF(max_generations), "500", 1, 100000 },
+	{ "lease_time", T_DURATION, OFF(lease_time_ms), "30s", 3000, 3600000 },
+	{ "connect_timeout", T_DURATION, OFF(connect_timeout_ms), "10s", 100, 600000 },
+	{ "first_token_timeout", T_DURATION, OFF(first_token_timeout_ms), "60s", 100, 3600000 },
+	{ "idle_timeout", T_DURATION, OFF(idle_timeout_ms), "60s", 100, 3600000 },
+	{ "shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), "10s", 0, 600000 },
+	{ "max_attempts", T_INT, OFF(max_attempts), "3", 1, 100 },
+	{ "context_messages", T_INT, OFF(context_messages), "50", 1, 10000 },
+	{ "worker_name", T_STRING, OFF(worker_name), "", 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -41,7 +41,16 @@ struct config {
 	char *video_url;
 	char *video_api_key;
 	int flush_interval_ms;
+	size_t flush_max_bytes;
 	int max_generations;
+	int lease_time_ms;
+	int connect_timeout_ms;
+	int first_token_timeout_ms;
+	int idle_timeout_ms;
+	int shutdown_grace_ms;
+	int max_attempts;
+	int context_messages;
+	char *worker_name;
 };
 
 /* Fills cfg with the defaults. Strings are owned by cfg: free with config_free(). */

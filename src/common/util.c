@@ -175,41 +175,84 @@ int64_t util_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+size_t util_utf8_trim(const char *s, size_t len)
+{
+	size_t i = len, back = 0;
+
+	/* find the start of the last sequence (at most 3 continuation bytes back) */
+	while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+		i--;
+		back++;
+	}
+	if (i == 0)
+		return back ? 0 : len;
+	{
+		unsigned char lead = (unsigned char)s[i - 1];
+		size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+		if (lead >= 0x80 && back < need)
+			return i - 1;
+	}
+	return len;
+}
+
+/* Length of the valid UTF-8 sequence at s (0 when invalid). */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+	unsigned c = s[0], cp;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 1;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 2;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 3;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (avail <= n)
+		return 0;
+	for (size_t i = 1; i <= n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n + 1;
+}
+
+void util_utf8_sanitize(char *str, size_t len)
+{
+	unsigned char *s = (unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t n = s[i] ? utf8_seq_len(s + i, len - i) : 0;
+		if (n == 0) {
+			s[i++] = '?';
+			continue;
+		}
+		i += n;
+	}
+}
+
 int util_utf8_valid(const char *str, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)str, *end = s + len;
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
 
-	while (s < end) {
-		unsigned c = *s;
-		size_t n;
-		unsigned cp;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
+	while (i < len) {
+		size_t n = utf8_seq_len(s + i, len - i);
+		if (n == 0)
 			return 0;
-		}
-		if ((size_t)(end - s) <= n)
-			return 0;
-		for (size_t i = 1; i <= n; i++) {
-			if ((s[i] & 0xC0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i] & 0x3F);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		s += n + 1;
+		i += n;
 	}
 	return 1;
 }

@@ -41,4 +41,10 @@ int64_t util_now_ms(void);	/* CLOCK_MONOTONIC in ms */
 /* Is s valid UTF-8 (no overlongs, no surrogates)? */
 int util_utf8_valid(const char *s, size_t len);
 
+/* Length of s[0..len) without a trailing incomplete UTF-8 sequence. */
+size_t util_utf8_trim(const char *s, size_t len);
+
+/* Replaces every byte that is not part of valid UTF-8, and NUL, with '?'. */
+void util_utf8_sanitize(char *s, size_t len);
+
 #endif

@@ -1,27 +1,297 @@
 /*
- * mjs-worker: runs AI generations and image/video tasks independent of any
- * browser. This first version only proves its database connection and waits for
- * SIGTERM; generations arrive with the AI-replies issue.
+ * mjs-worker: runs AI replies independent of any browser. One thread, one loop:
+ * curl multi pumps every upstream stream; the LISTEN connection (mjs_work,
+ * mjs_stop) wakes it; every flush_interval the text and status changes of all
+ * running generations go to PostgreSQL in one transaction, so commits per
+ * second stay flat however many tokens arrive.
+ * SIGTERM/SIGINT: stop claiming, let running replies finish for shutdown_grace,
+ * then flush what arrived and hand the rest back (another worker resumes them
+ * per the recovery rule). SIGHUP: logged, no reload.
  */
 #include "config.h"
 #include "common/config.h"
 #include "common/db.h"
 #include "common/log.h"
+#include "worker/chat.h"
+#include "worker/jobs.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#define CLAIM_POLL_MS 1000
+#define DB_RETRY_MS 1000
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	if (sig != SIGHUP)
+		stop_signal = sig;
+}
+
+struct worker {
+	const struct config *cfg;
+	char name[128];
+	CURLM *multi;
+	PGconn *db;
+	struct gen *gens;
+	int running;		/* gens in the list */
+	int want_claim;
+	int64_t next_claim, next_flush, next_renew, db_retry_at;
+};
+
+static void gen_free(struct gen *g)
+{
+	upstream_sse_free(&g->parser);
+	buf_free(&g->pending);
+	buf_free(&g->error_body);
+	free(g->request_body);
+	free(g);
+}
+
+static void log_end(struct gen *g, const char *status)
+{
+	int64_t now = util_now_ms();
+
+	log_info("generation end id=%s user=%s status=%s chunks=%ld chars=%ld ms=%lld first_token_ms=%lld%s%s%s",
+		 g->id, g->user_id, status, g->chunks, g->content_chars,
+		 (long long)(g->start_ms ? now - g->start_ms : 0),
+		 (long long)(g->first_token_ms ? g->first_token_ms - g->start_ms : -1),
+		 g->error[0] ? " error=\"" : "", g->error, g->error[0] ? "\"" : "");
+}
+
+static void db_lost(struct worker *w)
+{
+	log_warn("worker lost its database connection; reconnecting");
+	PQfinish(w->db);
+	w->db = NULL;
+	w->db_retry_at = util_now_ms() + DB_RETRY_MS;
+}
+
+static int db_ensure(struct worker *w)
+{
+	if (w->db)
+		return 0;
+	if (util_now_ms() < w->db_retry_at)
+		return -1;
+	w->db = db_connect(w->cfg->database);
+	if (!w->db || db_command(w->db, "LISTEN " JOBS_WORK_CHANNEL, 0, NULL) < 0 ||
+	    db_command(w->db, "LISTEN " JOBS_STOP_CHANNEL, 0, NULL) < 0) {
+		PQfinish(w->db);
+		w->db = NULL;
+		w->db_retry_at = util_now_ms() + DB_RETRY_MS;
+		return -1;
+	}
+	w->want_claim = 1;
+	return 0;
+}
+
+static void claim(struct worker *w)
+{
+	struct gen *fresh = NULL;
+	int room = w->cfg->max_generations - w->running;
+
+	w->want_claim = 0;
+	w->next_claim = util_now_ms() + CLAIM_POLL_MS;
+	if (room <= 0 || stop_signal)
+		return;
+	if (jobs_claim(w->db, w->cfg, w->name, room, &fresh) < 0) {
+		if (PQstatus(w->db) != CONNECTION_OK)
+			db_lost(w);
+		return;
+	}
+	while (fresh) {
+		struct gen *g = fresh;
+		fresh = g->next;
+		g->next = w->gens;
+		w->gens = g;
+		w->running++;
+		if (g->final)
+			continue;	/* recovered as stopped or failed: just flush it */
+		log_info("generation start id=%s user=%s model=%s attempt=%d", g->id, g->user_id, g->model,
+			 g->attempt);
+		chat_start(w->multi, w->db, w->cfg, g);
+	}
+}
+
+static void handle_notifications(struct worker *w)
+{
+	PGnotify *n;
+
+	if (!w->db)
+		return;
+	if (!PQconsumeInput(w->db)) {
+		db_lost(w);
+		return;
+	}
+	while ((n = PQnotifies(w->db)) != NULL) {
+		if (!strcmp(n->relname, JOBS_STOP_CHANNEL)) {
+			for (struct gen *g = w->gens; g; g = g->next)
+				if (!strcmp(g->id, n->extra))
+					g->stop = 1;
+		} else {
+			w->want_claim = 1;
+		}
+		PQfreemem(n);
+	}
+}
+
+static void collect_done(struct worker *w)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+		struct gen *g = NULL;
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&g);
+		chat_done(w->multi, g, msg->data.result);
+	}
+}
+
+/* Stops, first-token and idle timeouts: decided here, written at the next flush. */
+static void check_gens(struct worker *w, int64_t now)
+{
+	for (struct gen *g = w->gens; g; g = g->next) {
+		if (g->final)
+			continue;
+		if (g->stop) {
+			chat_abort(w->multi, g);
+			chat_take_text(g);
+			gen_set_status(g, "stopped", NULL);
+		} else if (g->easy && !g->first_token_ms && now - g->start_ms > w->cfg->first_token_timeout_ms) {
+			chat_abort(w->multi, g);
+			gen_set_status(g, "failed", "the upstream sent no token in time (first_token_timeout)");
+		} else if (g->easy && g->first_token_ms && now - g->last_data_ms > w->cfg->idle_timeout_ms) {
+			chat_abort(w->multi, g);
+			gen_set_status(g, "failed", "the upstream stalled mid-reply (idle_timeout); the text so far is kept");
+		} else if (g->pending.len >= w->cfg->flush_max_bytes) {
+			w->next_flush = now;	/* a big buffer goes out now */
+		}
+	}
+}
+
+static void flush(struct worker *w, int64_t now)
+{
+	struct gen **pp;
+	int any = 0;
+
+	for (struct gen *g = w->gens; g && !any; g = g->next)
+		any = g->dirty;
+	w->next_flush = now + w->cfg->flush_interval_ms;
+	if (!any || !w->db)
+		return;
+	if (jobs_flush(w->db, w->gens) < 0) {
+		if (PQstatus(w->db) != CONNECTION_OK)
+			db_lost(w);
+		return;
+	}
+	/* finished gens leave the list once their final status is written */
+	for (pp = &w->gens; *pp;) {
+		struct gen *g = *pp;
+		if (g->final && !g->dirty) {
+			chat_abort(w->multi, g);
+			log_end(g, g->db_status ? g->db_status : "dropped");
+			*pp = g->next;
+			gen_free(g);
+			w->running--;
+			w->want_claim = 1;
+		} else {
+			pp = &g->next;
+		}
+	}
+}
+
+static int next_timeout(struct worker *w, int64_t now)
+{
+	int64_t t = w->next_claim;
+
+	for (struct gen *g = w->gens; g; g = g->next) {
+		if (g->dirty) {
+			if (w->next_flush < t)
+				t = w->next_flush;
+			break;
+		}
+	}
+	if (w->want_claim)
+		t = now;
+	t -= now;
+	return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
+}
+
+static void run(struct worker *w)
+{
+	int64_t deadline = 0;
+
+	for (;;) {
+		int64_t now = util_now_ms();
+		struct curl_waitfd extra = { 0 };
+		int nextra = 0, still;
+
+		if (db_ensure(w) == 0) {
+			extra.fd = PQsocket(w->db);
+			extra.events = CURL_WAIT_POLLIN;
+			nextra = 1;
+		}
+		curl_multi_poll(w->multi, &extra, (unsigned)nextra, next_timeout(w, now), NULL);
+		curl_multi_perform(w->multi, &still);
+		collect_done(w);
+		handle_notifications(w);
+		now = util_now_ms();
+		check_gens(w, now);
+		if (w->db && now >= w->next_flush)
+			flush(w, now);
+		if (w->db && !stop_signal && (w->want_claim || now >= w->next_claim))
+			claim(w);
+		if (w->db && now >= w->next_renew) {
+			w->next_renew = now + w->cfg->lease_time_ms / 3;
+			if (w->gens && jobs_renew(w->db, w->cfg, w->name, w->gens) < 0 &&
+			    PQstatus(w->db) != CONNECTION_OK)
+				db_lost(w);
+		}
+		if (stop_signal) {
+			if (!deadline) {
+				deadline = now + w->cfg->shutdown_grace_ms;
+				log_info("mjs-worker stopping running=%d grace_ms=%d", w->running,
+					 w->cfg->shutdown_grace_ms);
+			}
+			if (!w->gens)
+				break;
+			if (now >= deadline)
+				break;
+		}
+	}
+	/* out of time: write what arrived, give the jobs back for another worker */
+	for (struct gen *g = w->gens; g; g = g->next) {
+		chat_abort(w->multi, g);
+		chat_take_text(g);
+	}
+	if (w->gens && w->db) {
+		int n = w->running;
+		if (jobs_flush(w->db, w->gens) == 0 && jobs_hand_back(w->db, w->name) == 0)
+			log_info("mjs-worker handed back running=%d", n);
+	}
+	while (w->gens) {
+		struct gen *g = w->gens;
+		w->gens = g->next;
+		gen_free(g);
+	}
+}
 
 int main(int argc, char **argv)
 {
 	struct config cfg;
+	struct worker w;
 	const char *path = getenv("MJS_CONFIG");
-	int must_exist = path != NULL, opt, sig;
-	char err[512];
-	sigset_t sigs;
-	PGconn *db;
+	int must_exist = path != NULL, opt;
+	char err[512], host[64];
+	struct sigaction sa;
 
 	config_defaults(&cfg);
 	while ((opt = getopt(argc, argv, "c:Vh")) != -1) {
@@ -39,16 +309,36 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
-	log_set_level_name(cfg.log_level);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	db = db_connect(cfg.database);
-	log_info("mjs-worker started db=%s pid=%d", db ? "ok" : "unreachable", (int)getpid());
-	sigwait(&sigs, &sig);
+	if (log_set_level_name(cfg.log_level) < 0) {
+		fprintf(stderr, "mjs-worker: log_level must be debug, info, warn or error\n");
+		config_free(&cfg);
+		return 2;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	memset(&w, 0, sizeof(w));
+	w.cfg = &cfg;
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (cfg.worker_name[0])
+		snprintf(w.name, sizeof(w.name), "%s", cfg.worker_name);
+	else
+		snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
+	w.multi = curl_multi_init();
+	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d chat_url=%s", w.name,
+		 cfg.max_generations, cfg.flush_interval_ms, cfg.chat_url[0] ? cfg.chat_url : "-");
+	run(&w);
+	curl_multi_cleanup(w.multi);
+	PQfinish(w.db);
+	curl_global_cleanup();
 	log_info("mjs-worker stopped");
-	PQfinish(db);
 	config_free(&cfg);
 	return 0;
 }

@@ -1,0 +1,29 @@
+/*
+ * chat: the OpenAI-compatible chat completions client (stream: true) on a curl
+ * multi handle. One easy handle per generation; bytes go through upstream_sse.
+ */
+#ifndef MJS_CHAT_H
+#define MJS_CHAT_H
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+
+#include "common/config.h"
+#include "worker/gen.h"
+
+/*
+ * Builds the request for g from the conversation history (read with db) and adds
+ * it to multi. Returns 0, or -1 after setting g failed with the reason.
+ */
+int chat_start(CURLM *multi, PGconn *db, const struct config *cfg, struct gen *g);
+
+/* The transfer of g ended with result: decide the final status. */
+void chat_done(CURLM *multi, struct gen *g, CURLcode result);
+
+/* Aborts the transfer (stop, timeout, shutdown) without deciding a status. */
+void chat_abort(CURLM *multi, struct gen *g);
+
+/* Moves received text into g->pending; records first-token time. */
+void chat_take_text(struct gen *g);
+
+#endif

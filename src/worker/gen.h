@@ -1,0 +1,46 @@
+/*
+ * gen: one generation (assistant reply) running in this worker, shared by the
+ * upstream client (chat.c), the database side (jobs.c) and the loop (main.c).
+ *
+ * Life: claimed (jobs) -> request started (chat) -> text arrives into pending ->
+ * every tick the dirty gens are flushed in one transaction (jobs_flush) -> a
+ * final status is flushed -> the gen is freed.
+ */
+#ifndef MJS_GEN_H
+#define MJS_GEN_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "worker/upstream_sse.h"
+
+struct gen {
+	char id[37];
+	char user_id[37];
+	char conversation_id[37];
+	char model[201];
+	int attempt;
+	long content_chars;		/* characters of content in the database */
+	CURL *easy;			/* NULL once the transfer is over */
+	struct curl_slist *headers;
+	char *request_body;
+	long http_status;
+	struct buf error_body;		/* body of an HTTP error answer */
+	struct upstream_sse parser;
+	struct buf pending;		/* text not yet flushed */
+	const char *status;		/* status to write at the next flush, or NULL */
+	const char *db_status;		/* status as last written */
+	char error[300];
+	int final;			/* status is completed, stopped or failed */
+	int dirty;			/* something to flush */
+	int stop;			/* a stop was requested */
+	int64_t start_ms, first_token_ms, last_data_ms;
+	long chunks;
+	struct gen *next;
+};
+
+/* Sets the status to flush next; a final status also ends the gen after the flush. */
+void gen_set_status(struct gen *g, const char *status, const char *error);
+
+#endif

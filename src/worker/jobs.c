@@ -1,0 +1,162 @@
+/*
+ * jobs: SQL of the worker. Every statement is a constant with $n parameters; the
+ * flush passes its batch as one JSON parameter.
+ */
+#include "worker/jobs.h"
+#include "common/db.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char SQL_CLAIM[] =
+	"SELECT message_id, user_id, conversation_id, model, attempts, status, content_chars, "
+	"stop_requested, recovered FROM mjs.claim_generations($1, $2, make_interval(secs => $3::double precision))";
+
+int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen **list)
+{
+	char lim[16], lease[32];
+	const char *params[3] = { worker, lim, lease };
+	PGresult *res;
+	int n;
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(lease, sizeof(lease), "%.3f", cfg->lease_time_ms / 1000.0);
+	res = db_exec(db, SQL_CLAIM, 3, params);
+	if (!res)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		struct gen *g = calloc(1, sizeof(*g));
+		int recovered = PQgetvalue(res, i, 8)[0] == 't';
+		const char *status = PQgetvalue(res, i, 5);
+
+		if (!g)
+			break;
+		snprintf(g->id, sizeof(g->id), "%s", PQgetvalue(res, i, 0));
+		snprintf(g->user_id, sizeof(g->user_id), "%s", PQgetvalue(res, i, 1));
+		snprintf(g->conversation_id, sizeof(g->conversation_id), "%s", PQgetvalue(res, i, 2));
+		snprintf(g->model, sizeof(g->model), "%s", PQgetvalue(res, i, 3));
+		g->attempt = atoi(PQgetvalue(res, i, 4));
+		g->content_chars = atol(PQgetvalue(res, i, 6));
+		g->db_status = !strcmp(status, "streaming") ? "streaming" : !strcmp(status, "pending") ? "pending"
+												  : "created";
+		g->stop = PQgetvalue(res, i, 7)[0] == 't';
+		if (g->stop)
+			gen_set_status(g, "stopped", NULL);
+		else if (recovered && g->content_chars > 0)
+			gen_set_status(g, "failed", "interrupted: the worker running this reply stopped; "
+						    "the text so far is kept");
+		else if (g->attempt > cfg->max_attempts)
+			gen_set_status(g, "failed", "gave up: the upstream request was started too many times");
+		if (recovered)
+			log_info("generation recovered id=%s attempt=%d chars=%ld outcome=%s", g->id, g->attempt,
+				 g->content_chars, g->status ? g->status : "retry");
+		g->next = *list;
+		*list = g;
+	}
+	PQclear(res);
+	return n;
+}
+
+static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json) AS id";
+
+int jobs_flush(PGconn *db, struct gen *list)
+{
+	struct json_object *batch = json_object_new_array();
+	const char *params[1];
+	PGresult *res;
+	int count = 0;
+
+	for (struct gen *g = list; g; g = g->next) {
+		struct json_object *o;
+		if (!g->dirty)
+			continue;
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(g->id));
+		json_object_object_add(o, "offset", json_object_new_int64(g->content_chars));
+		json_object_object_add(o, "text", json_object_new_string_len(g->pending.data ? g->pending.data : "",
+									    (int)g->pending.len));
+		json_object_object_add(o, "status", g->status ? json_object_new_string(g->status) : NULL);
+		json_object_object_add(o, "error", g->status && g->error[0] ? json_object_new_string(g->error) : NULL);
+		json_object_object_add(o, "tokens", json_object_new_int64(g->chunks));
+		json_object_array_add(batch, o);
+		count++;
+	}
+	if (count == 0) {
+		json_object_put(batch);
+		return 0;
+	}
+	params[0] = json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	res = db_exec(db, SQL_FLUSH, 1, params);
+	json_object_put(batch);
+	if (!res)
+		return -1;
+	for (struct gen *g = list; g; g = g->next) {
+		if (!g->dirty)
+			continue;
+		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->pending.len);
+		buf_reset(&g->pending);
+		if (g->status)
+			g->db_status = g->status;
+		g->status = NULL;
+		g->dirty = 0;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		for (struct gen *g = list; g; g = g->next) {
+			if (!strcmp(g->id, PQgetvalue(res, i, 0))) {
+				log_info("generation dropped id=%s reason=\"message deleted\"", g->id);
+				g->stop = 1;
+				g->final = 1;
+			}
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+static const char SQL_RENEW[] =
+	"UPDATE mjs.generations SET lease_until = now() + make_interval(secs => $2::double precision) "
+	"WHERE worker = $1 AND state = 'running' RETURNING message_id, stop_requested";
+
+int jobs_renew(PGconn *db, const struct config *cfg, const char *worker, struct gen *list)
+{
+	char lease[32];
+	const char *params[2] = { worker, lease };
+	PGresult *res;
+
+	snprintf(lease, sizeof(lease), "%.3f", cfg->lease_time_ms / 1000.0);
+	res = db_exec(db, SQL_RENEW, 2, params);
+	if (!res)
+		return -1;
+	for (struct gen *g = list; g; g = g->next) {
+		int found = 0;
+		if (g->final)
+			continue;
+		for (int i = 0; i < PQntuples(res) && !found; i++) {
+			if (strcmp(g->id, PQgetvalue(res, i, 0)) != 0)
+				continue;
+			found = 1;
+			if (PQgetvalue(res, i, 1)[0] == 't')
+				g->stop = 1;
+		}
+		if (!found) {
+			log_warn("generation lost id=%s reason=\"job no longer leased to this worker\"", g->id);
+			g->final = 1;
+			g->stop = 1;
+			g->dirty = 0;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+int jobs_hand_back(PGconn *db, const char *worker)
+{
+	const char *params[1] = { worker };
+
+	return db_command(db, "UPDATE mjs.generations SET lease_until = now() - interval '1 second' "
+			      "WHERE worker = $1 AND state = 'running'", 1, params);
+}

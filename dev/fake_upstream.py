@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""
+fake_upstream.py: a fake AI upstream for the integration tests, the benchmarks
+and the demo. Python 3 standard library only.
+
+    python3 dev/fake_upstream.py PORT
+
+Listens on 127.0.0.1:PORT (threaded, one thread per request) and speaks:
+
+    GET  /healthz                 200 {"status":"ok"}
+    GET  /stats                   counters: chat requests, streams open, streams
+                                  the client abandoned (e.g. the worker's stop)
+    POST /v1/chat/completions     OpenAI chat completions; "stream": true answers
+                                  text/event-stream chunks, then "data: [DONE]"
+
+What a chat request does is chosen by its model name, "fake" followed by
+colon-separated knobs (any name not starting with "fake" gets the defaults):
+
+    tps=N          tokens per second (default 100; 0 = as fast as possible)
+    tokens=N       number of tokens (default 20); each token is "tok "
+    fail=CODE      answer HTTP CODE with an OpenAI-style JSON error body
+    fail_after=N   stream N tokens, then drop the connection (no final chunk,
+                   no [DONE], no end of the chunked body)
+    hang           send the response headers, then nothing until the client
+                   goes away (non-stream: not even headers)
+    stamp          each token is "tok@T<ns> ": <ns> is CLOCK_REALTIME in
+                   nanoseconds, 19 digits, taken just before the token is written
+
+    e.g. "fake", "fake:tps=50:tokens=40", "fake:fail=500", "fake:fail_after=5",
+         "fake:hang", "fake:stamp:tps=20"
+
+An unknown knob is a 400 error, so a typo in a test cannot pass silently.
+Routes live in one table (ROUTES); a protocol is a handler function per route.
+One log line per request goes to stderr. SIGTERM and SIGINT stop the server.
+"""
+
+import json
+import re
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_BODY = 1 << 20
+HANG_LIMIT_S = 3600          # a hanging response gives up after this long
+DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
+                 'hang': False, 'stamp': False}
+
+
+class Stats:
+    """Counters shown by GET /stats, for tests that check what the worker did upstream."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.values = {'chat_requests': 0, 'streams_open': 0, 'streams_abandoned': 0}
+
+    def add(self, key, n=1):
+        with self.lock:
+            self.values[key] += n
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.values)
+
+
+STATS = Stats()
+
+
+class ClientGone(Exception):
+    """The client closed its connection while we were answering."""
+
+
+class BadRequest(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# Knobs
+# ---------------------------------------------------------------------------
+
+def parse_knobs(model):
+    """The knobs a model name asks for, over DEFAULT_KNOBS. Raises BadRequest on a bad knob."""
+    knobs = dict(DEFAULT_KNOBS)
+    parts = model.split(':')
+    if parts[0] != 'fake':
+        return knobs
+    for part in parts[1:]:
+        name, sep, value = part.partition('=')
+        if name not in knobs:
+            raise BadRequest('unknown knob "%s" in model "%s"' % (name, model))
+        default = DEFAULT_KNOBS[name]
+        try:
+            if isinstance(default, bool):
+                if sep:
+                    raise ValueError
+                knobs[name] = True
+            elif isinstance(default, float):
+                knobs[name] = float(value)
+            else:
+                knobs[name] = int(value)
+        except ValueError:
+            raise BadRequest('bad value for knob "%s" in model "%s"' % (name, model))
+    if knobs['tps'] < 0 or knobs['tokens'] < 0:
+        raise BadRequest('tps and tokens must not be negative')
+    if knobs['fail'] and not 400 <= knobs['fail'] <= 599:
+        raise BadRequest('fail must be an HTTP error status (400-599)')
+    return knobs
+
+
+def token_text(knobs):
+    if knobs['stamp']:
+        return 'tok@T%019d ' % time.time_ns()
+    return 'tok '
+
+
+# ---------------------------------------------------------------------------
+# Handlers: each takes (req, match, body) and answers through req
+# ---------------------------------------------------------------------------
+
+def handle_healthz(req, match, body):
+    req.send_json(200, {'status': 'ok'})
+
+
+def handle_stats(req, match, body):
+    req.send_json(200, STATS.snapshot())
+
+
+def handle_chat_completions(req, match, body):
+    request = req.json_body(body)
+    model = request.get('model')
+    if not isinstance(model, str) or not model:
+        raise BadRequest('model is required')
+    if not isinstance(request.get('messages'), list):
+        raise BadRequest('messages must be a list')
+    knobs = parse_knobs(model)
+    STATS.add('chat_requests')
+    req.note = 'model=%s' % model
+
+    if knobs['fail']:
+        req.send_json(knobs['fail'], {'error': {
+            'message': 'fake upstream failure (%s)' % model,
+            'type': 'server_error' if knobs['fail'] >= 500 else 'invalid_request_error',
+            'code': 'fake_failure'}})
+        return
+    if request.get('stream') is True:
+        stream_chat(req, model, knobs)
+        return
+    if knobs['hang']:
+        req.wait_for_client_to_leave()
+        return
+    if knobs['tps'] > 0:
+        time.sleep(knobs['tokens'] / knobs['tps'])
+    content = ''.join(token_text(knobs) for _ in range(knobs['tokens']))
+    req.send_json(200, {
+        'id': 'chatcmpl-%s' % uuid.uuid4().hex, 'object': 'chat.completion',
+        'created': int(time.time()), 'model': model,
+        'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': content},
+                     'finish_reason': 'stop'}],
+        'usage': {'prompt_tokens': 0, 'completion_tokens': knobs['tokens'],
+                  'total_tokens': knobs['tokens']}})
+
+
+def stream_chat(req, model, knobs):
+    """The streamed answer: one chunk per token, paced at tps, then stop and [DONE]."""
+    cid = 'chatcmpl-%s' % uuid.uuid4().hex
+    created = int(time.time())
+
+    def chunk(delta, finish_reason):
+        return {'id': cid, 'object': 'chat.completion.chunk', 'created': created, 'model': model,
+                'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish_reason}]}
+
+    req.start_event_stream()
+    STATS.add('streams_open')
+    try:
+        if knobs['hang']:
+            req.wait_for_client_to_leave()
+            return
+        start = time.monotonic()
+        for i in range(knobs['tokens']):
+            if i == knobs['fail_after']:
+                req.note += ' dropped_after=%d' % i
+                req.drop_connection()
+                return
+            if knobs['tps'] > 0:
+                delay = start + i / knobs['tps'] - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            delta = {'role': 'assistant', 'content': token_text(knobs)} if i == 0 \
+                else {'content': token_text(knobs)}
+            req.send_event(chunk(delta, None))
+        if knobs['fail_after'] == knobs['tokens']:
+            req.drop_connection()
+            return
+        req.send_event(chunk({}, 'stop'))
+        req.send_event('[DONE]')
+        req.end_chunked()
+    except ClientGone:
+        STATS.add('streams_abandoned')
+        req.note += ' client_gone'
+    finally:
+        STATS.add('streams_open', -1)
+
+
+# (method, path regex, handler). Later protocols (images, videos) add rows here.
+ROUTES = [
+    ('GET', re.compile(r'/healthz'), handle_healthz),
+    ('GET', re.compile(r'/stats'), handle_stats),
+    ('POST', re.compile(r'/v1/chat/completions'), handle_chat_completions),
+]
+
+
+# ---------------------------------------------------------------------------
+# HTTP plumbing
+# ---------------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    server_version = 'mjs-fake-upstream/1'
+
+    def do_GET(self):
+        self.dispatch()
+
+    def do_POST(self):
+        self.dispatch()
+
+    def dispatch(self):
+        self.note = ''
+        self.status = 0
+        try:
+            self.route()
+        finally:
+            sys.stderr.write('info method=%s path=%s status=%s %s\n' % (
+                self.command, self.path, self.status or '-', self.note.strip()))
+
+    def route(self):
+        path = self.path.split('?', 1)[0]
+        allowed = []
+        for method, pattern, handler in ROUTES:
+            match = pattern.fullmatch(path)
+            if not match:
+                continue
+            if method != self.command:
+                allowed.append(method)
+                continue
+            try:
+                handler(self, match, self.read_body())
+            except BadRequest as e:
+                self.send_json(400, {'error': {'message': str(e), 'type': 'invalid_request_error',
+                                               'code': 'bad_request'}})
+            except ClientGone:
+                self.note += ' client_gone'
+                self.close_connection = True
+            return
+        if allowed:
+            self.send_json(405, {'error': {'message': 'method not allowed', 'code': 'method'}})
+        else:
+            self.send_json(404, {'error': {'message': 'no such route', 'code': 'not_found'}})
+
+    def read_body(self):
+        try:
+            length = int(self.headers.get('Content-Length') or 0)
+        except ValueError:
+            raise BadRequest('bad Content-Length')
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            raise BadRequest('body too large')
+        return self.rfile.read(length) if length else b''
+
+    def json_body(self, body):
+        try:
+            value = json.loads(body.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest('body is not JSON')
+        if not isinstance(value, dict):
+            raise BadRequest('body must be a JSON object')
+        return value
+
+    def write(self, data):
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            raise ClientGone()
+
+    def send_json(self, status, value):
+        data = (json.dumps(value) + '\n').encode('utf-8')
+        self.status = status
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.write(data)
+
+    def start_event_stream(self):
+        self.status = 200
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/event-stream')
+        self.send_header('Cache-Control', 'no-cache')
+        self.send_header('Transfer-Encoding', 'chunked')
+        self.end_headers()
+        self.write(b'')
+
+    def send_event(self, value):
+        data = value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))
+        payload = ('data: %s\n\n' % data).encode('utf-8')
+        self.write(b'%x\r\n%s\r\n' % (len(payload), payload))
+
+    def end_chunked(self):
+        self.write(b'0\r\n\r\n')
+
+    def drop_connection(self):
+        """Ends the connection abruptly, as an upstream that crashed mid-answer."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def wait_for_client_to_leave(self):
+        """Blocks until the client closes the connection (or HANG_LIMIT_S passes)."""
+        self.close_connection = True
+        deadline = time.monotonic() + HANG_LIMIT_S
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 1.0)
+            if readable:
+                try:
+                    if not self.connection.recv(4096):
+                        raise ClientGone()
+                except OSError:
+                    raise ClientGone()
+
+    def log_request(self, code='-', size='-'):
+        pass    # dispatch() writes one line per request when it is done
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write('warn %s\n' % (fmt % args))
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True           # a hanging stream never blocks shutdown
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+
+def main(argv):
+    if len(argv) != 1 or not argv[0].isdigit():
+        sys.stderr.write('usage: fake_upstream.py PORT\n')
+        return 2
+    port = int(argv[0])
+    server = Server(('127.0.0.1', port), Handler)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sys.stderr.write('info fake upstream listening addr=127.0.0.1:%d\n' % port)
+    sys.stderr.flush()
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    sys.stderr.write('info fake upstream stopped\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

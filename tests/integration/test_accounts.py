@@ -1,0 +1,134 @@
+"""
+Accounts and sessions: register, login with an HttpOnly SameSite=Lax cookie,
+/api/me, logout that really ends the session (and its open streams), and
+passwords stored only as hashes.
+"""
+
+from contextlib import ExitStack
+
+import mjs
+
+WAIT = 20
+
+
+def session_cookie(client):
+    """The attributes of the last mjs_session Set-Cookie the client received."""
+    for h in reversed(client.set_cookies):
+        name, value, attrs = mjs.parse_set_cookie(h)
+        if name == 'mjs_session':
+            return value, attrs, h
+    raise AssertionError('no mjs_session Set-Cookie among %r' % client.set_cookies)
+
+
+@mjs.timeout(60)
+def test_healthz_is_ok_without_a_session():
+    with mjs.Client() as c:
+        r = c.get('/api/healthz', cookie=None, origin_header=None)
+        assert r.status == 200 and r.json == {'status': 'ok'}, 'GET /api/healthz: %r' % r
+
+
+@mjs.timeout(60)
+def test_register_login_me_logout_lifecycle():
+    with ExitStack() as stack:
+        c = stack.enter_context(mjs.Client())
+        username = mjs.unique_username()
+        password = 'correct horse battery'
+
+        r = c.register(username, password)
+        user = r.expect(201)
+        assert set(user) == {'id', 'username', 'created_at'}, 'register returned %r' % user
+        assert mjs.is_uuid(user['id']) and user['username'] == username, user
+        assert not r.headers.get_all('Set-Cookie'), 'register set a cookie: %r' % r.headers.get_all('Set-Cookie')
+
+        with mjs.unchanged(user['id']):
+            for name in (username, username.upper()):
+                r = c.register(name, 'another password')
+                mjs.assert_error(r, 409, 'conflict')
+            for name, pw in ((username, 'wrong password'), (username, password.upper()),
+                             (mjs.unique_username(), password), (username, password + ' ')):
+                r = c.login(name, pw)
+                mjs.assert_error(r, 401, 'invalid_credentials')
+                assert not r.headers.get_all('Set-Cookie'), 'failed login set a cookie: %r' % r
+            mjs.assert_error(c.get('/api/me'), 401, 'unauthorized')
+
+        r = c.login(username, password)
+        assert r.expect(200) == user, 'login returned %r, register %r' % (r.json, user)
+        token, attrs, raw = session_cookie(c)
+        assert len(token) >= 20, 'session token too short to be unguessable: %r' % raw
+        assert attrs.get('httponly') is True, 'session cookie is not HttpOnly: %r' % raw
+        assert str(attrs.get('samesite', '')).lower() == 'lax', 'session cookie is not SameSite=Lax: %r' % raw
+        assert attrs.get('path', '/') == '/', 'session cookie path: %r' % raw
+        hashes = mjs.psql("SELECT encode(token_hash, 'hex') FROM mjs.sessions WHERE user_id = :'p1'", user['id'])
+        assert len(hashes) == 1, 'expected one session row, got %r' % hashes
+        assert token not in hashes[0][0] and token.encode().hex() not in hashes[0][0], \
+            'the session token is stored as it is'
+
+        me = c.me()
+        assert me == dict(user, event_seq=0), '/api/me: expected %r with event_seq 0, got %r' % (user, me)
+
+        old_cookie = 'mjs_session=' + c.session
+        r = c.post('/api/auth/logout')
+        assert r.status in (200, 204), 'logout: expected 204, got %r' % r
+        assert c.session is None, 'logout did not clear the cookie: %r' % c.set_cookies[-1:]
+        for cookie in (None, old_cookie):
+            mjs.assert_error(c.get('/api/me', cookie=cookie), 401, 'unauthorized')
+            mjs.assert_error(c.post('/api/conversations', {}, cookie=cookie), 401, 'unauthorized')
+        assert mjs.psql_value("SELECT count(*) FROM mjs.sessions WHERE user_id = :'p1'", user['id']) == '0'
+
+        # Logging in again works and is a new session.
+        c.login(username, password).expect(200)
+        assert c.session != old_cookie.split('=', 1)[1]
+        c.me()
+
+
+@mjs.timeout(60)
+def test_password_is_stored_only_as_a_hash():
+    with mjs.Client() as c:
+        password = 'plain-text-canary-' + mjs.unique_password()
+        user = c.register(password=password).expect(201)
+        h = mjs.psql_value("SELECT password_hash FROM mjs.users WHERE id = :'p1'", user['id'])
+        assert h and h.startswith('$'), 'password_hash is not a crypt(3) hash: %r' % h
+        assert password not in h and password.encode().hex() not in h, 'password_hash holds the password'
+        found = mjs.psql_value(
+            "SELECT count(*) FROM mjs.users u WHERE u.id = :'p1' AND strpos(row_to_json(u)::text, :'p2') > 0",
+            user['id'], password)
+        assert found == '0', 'the password appears in the users row'
+        other = mjs.Client()
+        try:
+            u2 = other.register(password=password).expect(201)
+            h2 = mjs.psql_value("SELECT password_hash FROM mjs.users WHERE id = :'p1'", u2['id'])
+            assert h2 != h, 'the same password hashes the same for two users (no salt)'
+        finally:
+            other.close()
+
+
+@mjs.timeout(60)
+def test_logout_ends_only_that_session_and_its_open_streams():
+    with ExitStack() as stack:
+        laptop = stack.enter_context(mjs.Client())
+        laptop.signup()
+        phone = stack.enter_context(laptop.another_device())
+        laptop_stream = stack.enter_context(mjs.SSE(laptop))
+        phone_stream = stack.enter_context(mjs.SSE(phone))
+        assert laptop_stream.status == 200 and phone_stream.status == 200
+
+        r = laptop.post('/api/auth/logout')
+        assert r.status in (200, 204), 'logout: %r' % r
+        assert laptop_stream.wait_closed(WAIT), 'the logged-out session\'s stream is still open after %ds' % WAIT
+
+        # The other device's session and stream go on.
+        conv = phone.create_conversation('after logout')
+        ev = phone_stream.wait_count(1, WAIT)[0]
+        assert ev.event == 'conversation.created' and ev.json == conv, ev
+        assert not phone_stream.closed, phone_stream.close_reason
+        with mjs.SSE(None, cookie='mjs_session=' + laptop_stream_token(laptop)) as s:
+            assert s.status == 401, 'a stream with the logged-out cookie: expected 401, got %s' % s.status
+
+
+def laptop_stream_token(client):
+    """The session token the client had before logout (the last one it was given)."""
+    for h in reversed(client.set_cookies):
+        name, value, _ = mjs.parse_set_cookie(h)
+        if name == 'mjs_session' and value:
+            return value
+    raise AssertionError('no session cookie was ever set')

@@ -101,6 +101,13 @@ static int read_credentials(struct call *c, char **username, char **password)
 		snprintf(err, sizeof(err), "password is required");
 	if (rc != JSON_FIELD_OK)
 		goto invalid;
+	/* the hash takes bytes, and bytes are what the limit protects */
+	if (strlen(*password) > PASSWORD_MAX) {
+		snprintf(err, sizeof(err), "password must be at most %d bytes", PASSWORD_MAX);
+		free(*password);
+		*password = NULL;
+		goto invalid;
+	}
 	return 0;
 invalid:
 	free(*username);

@@ -209,7 +209,7 @@ mjs_spawn() {
 	[ -z "${UBSAN_OPTIONS:-}" ] && [ -n "${MJS_UBSAN_OPTIONS:-}" ] && export UBSAN_OPTIONS=$MJS_UBSAN_OPTIONS
 	# shellcheck disable=SC2016 # $$ and $@ are the inner shell's
 	setsid -f sh -c 'echo $$ >"$0.new" && mv "$0.new" "$0" && exec "$@"' "$pidfile" "$@" \
-		</dev/null >>"$log" 2>&1 || { mjs_warn "cannot start $name"; return 1; }
+		</dev/null >>"$log" 2>&1 3>&- 4>&- || { mjs_warn "cannot start $name"; return 1; }
 	deadline=$(($(mjs_now_us) + 5000000))
 	until [ -s "$pidfile" ]; do
 		[ "$(mjs_now_us)" -lt "$deadline" ] || { mjs_warn "$name did not start"; return 1; }
@@ -344,8 +344,10 @@ mjs_pg_start() {
 	log_min_duration_statement = 1000
 	EOF
 	if mjs_is_root; then chown postgres: "$data/mjs-dev.conf" || return 1; fi
+	# 3>&- 4>&-: dev/up keeps the terminal on fds 3 and 4; a daemon holding them
+	# would keep `dev/up --detach | …` from ever seeing the end of its output.
 	if ! mjs_as_pg "$MJS_PG_BIN/pg_ctl" -D "$data" -l "$(mjs_logfile postgres)" -w -t 60 -s start \
-		>/dev/null; then
+		>/dev/null 3>&- 4>&-; then
 		mjs_warn "PostgreSQL did not start"
 		mjs_log_tail postgres
 		return 1

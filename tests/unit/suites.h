@@ -15,5 +15,6 @@ Suite *http_suite(void);
 Suite *util_suite(void);
 Suite *events_suite(void);
 Suite *api_suite(void);
+Suite *upstream_sse_suite(void);
 
 #endif

@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"usage: mjsctl [-c CONFIG] [--json] COMMAND [ARGS]\n"
 		"commands:\n"
 		"  migrate [--status]          apply pending SQL migrations, or list them\n"
-		"  user add NAME               create a user; the password is read from stdin\n"
+		"  user add NAME [--password-stdin]\n"
+		"                              create a user; the password is read from stdin\n"
 		"  check                       check the config and the database\n");
 }
 
@@ -179,6 +180,19 @@ static int read_password_stdin(char *out, size_t outlen)
 	return 0;
 }
 
+#define USERNAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+
+/* The rule of the users_username_format constraint, checked before asking for a password. */
+static int username_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n >= 3 && n <= 32 && strspn(name, USERNAME_CHARS) == n)
+		return 1;
+	fprintf(stderr, "mjsctl: a username is 3 to 32 letters, digits, '_', '.' or '-'\n");
+	return 0;
+}
+
 static int cmd_user_add(PGconn *db, const char *name)
 {
 	char password[PASSWORD_MAX + 2], hash[256];
@@ -235,6 +249,8 @@ int main(int argc, char **argv)
 	const char *path = getenv("MJS_CONFIG");
 	int must_exist = path != NULL, opt, status_only = 0, rc;
 	char err[512];
+	const char **args = NULL;
+	int nargs = 0;
 	PGconn *db;
 
 	config_defaults(&cfg);
@@ -254,34 +270,54 @@ int main(int argc, char **argv)
 	log_set_level(LOG_ERROR);
 	argc -= optind;
 	argv += optind;
-	if (argc < 1) {
-		usage(stderr);
+	if (argc < 1)
+		goto usage;
+	args = calloc((size_t)argc, sizeof(*args));
+	if (!args) {
+		fprintf(stderr, "mjsctl: out of memory\n");
 		config_free(&cfg);
-		return EXIT_USAGE;
+		return EXIT_FAILURE;
 	}
-	/* options after the command */
+	/* options after the command; every other word is a positional argument */
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--status"))
+		if (!strcmp(argv[i], "--status")) {
 			status_only = 1;
-		else if (!strcmp(argv[i], "--json"))
+		} else if (!strcmp(argv[i], "--json")) {
 			json_output = 1;
+		} else if (!strcmp(argv[i], "--password-stdin")) {
+			/* the password always comes from stdin; accepted for scripts that say so */
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			fprintf(stderr, "mjsctl: unknown option \"%s\"\n", argv[i]);
+			goto usage;
+		} else {
+			args[nargs++] = argv[i];
+		}
 	}
-	if (!strcmp(argv[0], "migrate")) {
+	if (!strcmp(argv[0], "migrate") && nargs == 0) {
 		db = connect_or_die(&cfg);
 		rc = cmd_migrate(db, status_only);
-	} else if (!strcmp(argv[0], "user") && argc >= 3 && !strcmp(argv[1], "add")) {
+	} else if (!strcmp(argv[0], "user") && nargs == 2 && !strcmp(args[0], "add")) {
+		if (!username_ok(args[1]))
+			goto usage;
 		db = connect_or_die(&cfg);
-		rc = cmd_user_add(db, argv[2]);
-	} else if (!strcmp(argv[0], "check")) {
+		rc = cmd_user_add(db, args[1]);
+	} else if (!strcmp(argv[0], "check") && nargs == 0) {
 		db = connect_or_die(&cfg);
 		rc = cmd_check(db);
 	} else {
-		fprintf(stderr, "mjsctl: unknown command \"%s\"\n", argv[0]);
-		usage(stderr);
-		config_free(&cfg);
-		return EXIT_USAGE;
+		if (strcmp(argv[0], "migrate") && strcmp(argv[0], "user") && strcmp(argv[0], "check"))
+			fprintf(stderr, "mjsctl: unknown command \"%s\"\n", argv[0]);
+		else
+			fprintf(stderr, "mjsctl: wrong arguments for \"%s\"\n", argv[0]);
+		goto usage;
 	}
 	PQfinish(db);
+	free(args);
 	config_free(&cfg);
 	return rc;
+usage:
+	usage(stderr);
+	free(args);
+	config_free(&cfg);
+	return EXIT_USAGE;
 }

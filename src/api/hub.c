@@ -459,8 +459,8 @@ static void db_connect_listen(struct hub *h)
 	    db_command(db, "LISTEN " SESSIONS_CHANNEL, 0, NULL) < 0) {
 		PQfinish(db);
 		h->db_retry_at = util_now_ms() + h->db_retry_ms;
-		if (h->db_retry_ms < HUB_DB_RETRY_MAX_MS)
-			h->db_retry_ms *= 2;
+		h->db_retry_ms = h->db_retry_ms * 2 > HUB_DB_RETRY_MAX_MS ? HUB_DB_RETRY_MAX_MS
+									   : h->db_retry_ms * 2;
 		return;
 	}
 	PQsetnonblocking(db, 0);

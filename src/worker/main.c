@@ -26,11 +26,13 @@
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, hup_signal;
 
 static void on_signal(int sig)
 {
-	if (sig != SIGHUP)
+	if (sig == SIGHUP)
+		hup_signal = 1;
+	else
 		stop_signal = sig;
 }
 
@@ -254,6 +256,10 @@ static void run(struct worker *w)
 			if (w->gens && jobs_renew(w->db, w->cfg, w->name, w->gens) < 0 &&
 			    PQstatus(w->db) != CONNECTION_OK)
 				db_lost(w);
+		}
+		if (hup_signal) {
+			hup_signal = 0;
+			log_info("SIGHUP: nothing to reload (restart to apply config changes)");
 		}
 		if (stop_signal) {
 			if (!deadline) {

@@ -23,7 +23,8 @@ void auth_cookie_value(char *out, size_t outlen, const char *token, long long ma
 }
 
 static const char SQL_SESSION[] =
-	"SELECT s.user_id, s.last_seen_at < now() - interval '1 minute', s.id "
+	"SELECT s.user_id, s.last_seen_at < now() - interval '1 minute', s.id,"
+	" (extract(epoch FROM s.expires_at - now()) * 1000)::bigint "
 	"FROM mjs.sessions s JOIN mjs.users u ON u.id = s.user_id "
 	"WHERE s.token_hash = sha256(convert_to($1, 'UTF8')) AND s.expires_at > now() AND NOT u.disabled";
 
@@ -70,6 +71,7 @@ int auth_require_session(struct call *c)
 	memcpy(c->user_id, PQgetvalue(res, 0, 0), 36);
 	c->user_id[36] = '\0';
 	c->session_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	c->session_left_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	if (PQgetvalue(res, 0, 1)[0] == 't')
 		db_command(c->db, SQL_SESSION_SEEN, 1, params);
 	PQclear(res);

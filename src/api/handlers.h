@@ -32,6 +32,7 @@ struct call {
 	PGconn *db;			/* taken from the pool by call_db() */
 	char user_id[37];		/* set when the route needs a session */
 	long long session_id;		/* mjs.sessions.id of that session */
+	long long session_left_ms;	/* until it expires, as of the check */
 	char params[CALL_MAX_PARAMS][37];	/* {id} path parameters, in order */
 	struct json_object *body;	/* parsed body for routes that take one */
 };

@@ -45,6 +45,7 @@ struct stream {
 	int fd;
 	uint16_t request_id;
 	int64_t session_id;
+	int64_t session_expires_ms;	/* monotonic; the stream ends with its session */
 	int64_t last_seq;	/* last seq queued; -1: not known yet (start from head) */
 	int catching_up;
 	int want_out;		/* EPOLLOUT is registered */
@@ -547,6 +548,10 @@ static void keepalive_tick(struct hub *h, int64_t now)
 	h->next_keepalive_check = now + 1000;
 	for (struct stream *s = h->all, *next; s; s = next) {
 		next = s->all_next;
+		if (now >= s->session_expires_ms) {
+			stream_end(h, s, "session expired");
+			continue;
+		}
 		if (now - s->last_write_ms >= h->cfg->keepalive_interval_ms && pending_bytes(s) == 0) {
 			stream_queue(h, s, ka, sizeof(ka) - 1);
 			s->last_write_ms = now;
@@ -722,7 +727,7 @@ void hub_stop(struct hub *h)
 }
 
 int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, int64_t session_id,
-	      int64_t last_event_id)
+	      int64_t session_left_ms, int64_t last_event_id)
 {
 	struct stream *s;
 	int hi, flags;
@@ -750,6 +755,7 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 	s->fd = fd;
 	s->request_id = request_id;
 	s->session_id = session_id;
+	s->session_expires_ms = util_now_ms() + session_left_ms;
 	s->last_seq = last_event_id;
 	memcpy(s->user_id, user_id, 36);
 	s->user_id[36] = '\0';

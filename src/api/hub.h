@@ -21,12 +21,13 @@ void hub_stop(struct hub *hub);
 
 /*
  * Hands over a FastCGI connection whose request is GET /api/events for user_id
- * logged in with session_id (the stream ends when that session is deleted).
+ * logged in with session_id (the stream ends when that session is deleted, or
+ * when it expires session_left_ms from now).
  * last_event_id < 0 means "from now". The hub owns fd from here on, even on failure.
  * Returns 0, or -1 when the process holds max_streams already (fd is closed).
  */
 int hub_adopt(struct hub *hub, int fd, uint16_t request_id, const char *user_id, int64_t session_id,
-	      int64_t last_event_id);
+	      int64_t session_left_ms, int64_t last_event_id);
 
 /* Streams open in this process right now. */
 int hub_stream_count(struct hub *hub);

@@ -43,6 +43,6 @@ void stream_open(struct call *c)
 	uint16_t request_id = (uint16_t)fr->requestId;
 	FCGX_Free(fr, 0);
 	fr->ipcFd = -1;
-	hub_adopt(c->app->hub, fd, request_id, c->user_id, c->session_id, last);
+	hub_adopt(c->app->hub, fd, request_id, c->user_id, c->session_id, c->session_left_ms, last);
 	c->resp->status = 0;	/* the hub answers from here on */
 }

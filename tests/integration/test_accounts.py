@@ -132,3 +132,23 @@ def laptop_stream_token(client):
         if name == 'mjs_session' and value:
             return value
     raise AssertionError('no session cookie was ever set')
+
+
+@mjs.timeout(60)
+def test_a_stream_ends_when_its_session_expires():
+    with ExitStack() as stack:
+        laptop = stack.enter_context(mjs.Client())
+        laptop.signup()
+        phone = stack.enter_context(laptop.another_device())
+        token = laptop_stream_token(laptop)
+        mjs.psql("UPDATE mjs.sessions SET expires_at = now() + interval '3 seconds' "
+                 "WHERE token_hash = sha256(convert_to(:'p1', 'UTF8'))", token)
+        laptop_stream = stack.enter_context(mjs.SSE(laptop))
+        phone_stream = stack.enter_context(mjs.SSE(phone))
+        assert laptop_stream.status == 200 and phone_stream.status == 200
+        assert not laptop_stream.closed, laptop_stream.close_reason
+
+        assert laptop_stream.wait_closed(WAIT), 'the expired session\'s stream is still open after %ds' % WAIT
+        assert not phone_stream.closed, phone_stream.close_reason
+        with mjs.SSE(laptop) as s:
+            assert s.status == 401, 'a stream with the expired cookie: expected 401, got %s' % s.status

@@ -1272,15 +1272,25 @@ def start_worker(**keys):
 
 
 class worker_with:
-    """Context manager: a worker with extra settings inside, the stack's own worker after (always)."""
+    """
+    Context manager: a worker with extra settings inside; the stack's own worker
+    after it (always), unless restore() already started it.
+    """
 
     def __init__(self, **keys):
         self.keys = keys
+        self.restored = False
 
     def __enter__(self):
         start_worker(**self.keys)
         return self
 
-    def __exit__(self, *exc):
+    def restore(self):
+        """Replaces whatever worker runs (or none) with the stack's own."""
         start_worker()
+        self.restored = True
+
+    def __exit__(self, *exc):
+        if not self.restored:
+            self.restore()
         return False

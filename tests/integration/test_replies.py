@@ -275,3 +275,22 @@ def test_upstream_dropping_mid_stream_fails_the_reply_and_keeps_the_text():
     err = final['error']
     assert 'upstream connection broke before the reply finished' in err and 'text so far is kept' in err, \
         'error %r should say the upstream connection broke mid-reply and the text is kept' % err
+
+
+@mjs.timeout(60)
+def test_stop_before_the_first_token_stops_at_once_with_no_text():
+    with ExitStack() as stack:
+        a, conv = setup(stack)
+        s = stack.enter_context(mjs.SSE(a))
+        # sent upstream; the first token would come 3 s later
+        mid = mjs.send_message(a, conv['id'], 'slow start', 'fake:delay=3:tokens=5')['assistant_message']['id']
+        mjs.wait_status_event(s, mid, 'pending', WAIT)
+        t0 = time.monotonic()
+        r = a.post('/api/messages/%s/stop' % mid)
+        assert r.status in (200, 202), 'stop: expected 200 or 202, got %r' % r
+        ev = mjs.wait_status_event(s, mid, mjs.FINAL_STATUSES, WAIT)
+        assert ev.json['status'] == 'stopped' and ev.json['content'] == '', ev
+        assert ev.received_at - t0 <= 1.0, 'stopped %.2fs after the stop request' % (ev.received_at - t0)
+        final = mjs.get_message(a, conv['id'], mid)
+        assert final == ev.json, (final, ev)
+        assert mjs.statuses(s.events(), mid) == ['created', 'pending', 'stopped'] and not mjs.deltas(s.events(), mid)

@@ -120,6 +120,36 @@ def test_worker_killed_mid_reply_the_next_worker_retries_or_fails_each_reply_kee
         mjs.assert_gapless(events, s.start_id + 1, 'stream')
 
 
+@mjs.timeout(90)
+def test_stop_while_no_worker_runs_stops_queued_replies_at_once_and_running_ones_on_recovery():
+    with ExitStack() as stack:
+        w = stack.enter_context(mjs.worker_with(lease_time='3s'))
+        a, conv = setup(stack)
+        s = stack.enter_context(mjs.SSE(a))
+        running = mjs.send_message(a, conv['id'], 'long', 'fake:tps=50:tokens=500')['assistant_message']['id']
+        mjs.wait_delta_chars(s, running, 40, WAIT)
+        mjs.kill9('worker')
+        kept = mjs.psql_value("SELECT content FROM mjs.messages WHERE id = :'p1'", running)
+
+        # No worker: a new reply stays queued, and its stop is immediate.
+        queued = mjs.send_message(a, conv['id'], 'queued', 'fake:tps=50:tokens=5')['assistant_message']['id']
+        r = a.post('/api/messages/%s/stop' % queued)
+        assert r.status == 200 and r.json['status'] == 'stopped' and r.json['content'] == '', \
+            'stop of a queued reply: expected 200 stopped, got %r' % r
+        ev = mjs.wait_status_event(s, queued, mjs.FINAL_STATUSES, WAIT)
+        assert ev.json == r.json, (ev, r.json)
+        # The running one is only flagged: the worker that takes it over stops it.
+        r = a.post('/api/messages/%s/stop' % running)
+        assert r.status == 202 and r.json['status'] == 'streaming', 'stop with no worker: expected 202, got %r' % r
+
+        w.restore()
+        final = mjs.wait_final(a, conv['id'], running, 30)
+        assert final['status'] == 'stopped' and final['content'] == kept, mjs.short(json.dumps(final))
+        assert_final_event_matches(s, running, final)
+        q = mjs.get_message(a, conv['id'], queued)
+        assert q['status'] == 'stopped' and q['content'] == '', 'the stopped queued reply was run later: %r' % q
+
+
 def open_streams_on_both_responders(stack, client, most=12):
     """Opens streams until each responder holds at least one; returns [(SSE, 'api-N')]."""
     streams = []

@@ -1224,10 +1224,21 @@ def kill9(name, timeout=10):
 
 
 def stream_fds(name):
-    """How many open SSE streams process NAME holds (mjs-api moves stream fds above 1024)."""
+    """
+    The open SSE streams process NAME holds (mjs-api moves stream fds above
+    1024), as a set of (fd, socket inode): a stream opened since an earlier
+    call is a new member, whatever other streams closed meanwhile.
+    """
     pid = proc_pid(name)
     assert pid, '%s is not running' % name
-    return sum(1 for fd in os.listdir('/proc/%d/fd' % pid) if int(fd) >= 1024)
+    out = set()
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        if int(fd) >= 1024:
+            try:
+                out.add((int(fd), os.readlink('/proc/%d/fd/%s' % (pid, fd))))
+            except OSError:
+                pass        # closed meanwhile
+    return out
 
 
 def start_api(n):

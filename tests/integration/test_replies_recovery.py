@@ -158,7 +158,7 @@ def open_streams_on_both_responders(stack, client, most=12):
                                        any(n == 'api-2' for _, n in streams)):
         s = stack.enter_context(mjs.SSE(client.same_session() if streams else client))
         now = {n: mjs.stream_fds(n) for n in count}
-        grew = [n for n in count if now[n] > count[n]]
+        grew = [n for n in count if now[n] - count[n]]
         assert len(grew) == 1, 'cannot tell which responder holds the stream: %r -> %r' % (count, now)
         streams.append((s, grew[0]))
         count = now

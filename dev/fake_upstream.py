@@ -23,11 +23,13 @@ colon-separated knobs (any name not starting with "fake" gets the defaults):
                    no [DONE], no end of the chunked body)
     hang           send the response headers, then nothing until the client
                    goes away (non-stream: not even headers)
+    delay=S        send the response headers, then wait S seconds (a float)
+                   before the first token (non-stream: before the answer)
     stamp          each token is "tok@T<ns> ": <ns> is CLOCK_REALTIME in
                    nanoseconds, 19 digits, taken just before the token is written
 
     e.g. "fake", "fake:tps=50:tokens=40", "fake:fail=500", "fake:fail_after=5",
-         "fake:hang", "fake:stamp:tps=20"
+         "fake:hang", "fake:stamp:tps=20", "fake:delay=2:tokens=10"
 
 An unknown knob is a 400 error, so a typo in a test cannot pass silently.
 Routes live in one table (ROUTES); a protocol is a handler function per route.
@@ -48,7 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_BODY = 1 << 20
 HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
-                 'hang': False, 'stamp': False}
+                 'hang': False, 'stamp': False, 'delay': 0.0}
 
 
 class Stats:
@@ -104,8 +106,8 @@ def parse_knobs(model):
                 knobs[name] = int(value)
         except ValueError:
             raise BadRequest('bad value for knob "%s" in model "%s"' % (name, model))
-    if knobs['tps'] < 0 or knobs['tokens'] < 0:
-        raise BadRequest('tps and tokens must not be negative')
+    if knobs['tps'] < 0 or knobs['tokens'] < 0 or knobs['delay'] < 0:
+        raise BadRequest('tps, tokens and delay must not be negative')
     if knobs['fail'] and not 400 <= knobs['fail'] <= 599:
         raise BadRequest('fail must be an HTTP error status (400-599)')
     return knobs
@@ -152,6 +154,8 @@ def handle_chat_completions(req, match, body):
     if knobs['hang']:
         req.wait_for_client_to_leave()
         return
+    if knobs['delay'] > 0:
+        time.sleep(knobs['delay'])
     if knobs['tps'] > 0:
         time.sleep(knobs['tokens'] / knobs['tps'])
     content = ''.join(token_text(knobs) for _ in range(knobs['tokens']))
@@ -179,6 +183,8 @@ def stream_chat(req, model, knobs):
         if knobs['hang']:
             req.wait_for_client_to_leave()
             return
+        if knobs['delay'] > 0:
+            time.sleep(knobs['delay'])
         start = time.monotonic()
         for i in range(knobs['tokens']):
             if i == knobs['fail_after']:

@@ -443,9 +443,12 @@ sys.exit(1)
 EOF
 }
 
+# mjs_start_worker [CONFIG]: starts the worker with $MJS_CONF, or with CONFIG (a
+# file in the state directory, so mjs_pid still knows the process; tests use it
+# for short timeouts and leases).
 mjs_start_worker() {
 	if mjs_pid worker >/dev/null; then mjs_warn "worker is already running"; return 1; fi
-	mjs_spawn worker "$MJS_BUILD_DIR/mjs-worker" -c "$MJS_CONF" || return 1
+	mjs_spawn worker "$MJS_BUILD_DIR/mjs-worker" -c "${1:-$MJS_CONF}" || return 1
 	mjs_write_env
 }
 

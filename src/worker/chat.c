@@ -180,6 +180,11 @@ void chat_done(CURLM *multi, struct gen *g, CURLcode result)
 		gen_set_status(g, "completed", NULL);
 	} else if (result == CURLE_OPERATION_TIMEDOUT) {
 		gen_set_status(g, "failed", "could not connect to the upstream in time (connect_timeout)");
+	} else if (result == CURLE_PARTIAL_FILE || result == CURLE_RECV_ERROR || result == CURLE_GOT_NOTHING) {
+		/* curl's own words ("Transferred a partial file") mean nothing to a user */
+		snprintf(msg, sizeof(msg), "the upstream connection broke before the reply finished (%s)%s",
+			 curl_easy_strerror(result), g->content_chars || g->pending.len ? "; the text so far is kept" : "");
+		gen_set_status(g, "failed", msg);
 	} else if (result != CURLE_OK) {
 		snprintf(msg, sizeof(msg), "upstream connection failed: %s", curl_easy_strerror(result));
 		gen_set_status(g, "failed", msg);

@@ -1047,3 +1047,261 @@ def run_parallel(fns, timeout, what='workers'):
         raise AssertionError('%d of %d %s failed: %s' % (len(errors), len(fns), what, '; '.join(errors[:3])))
     if running:
         raise AssertionError('%d of %d %s still running after %ds' % (running, len(fns), what, timeout))
+
+
+# ---------------------------------------------------------------------------
+# AI replies: sending, and reading a reply back from events and REST
+# ---------------------------------------------------------------------------
+
+FINAL_STATUSES = ('completed', 'stopped', 'failed')
+
+
+def send_message(client, cid, content='hello', model=None):
+    """POST /api/conversations/{cid}/messages; returns {"user_message", "assistant_message"}."""
+    body = {'content': content}
+    if model is not None:
+        body['model'] = model
+    return client.post('/api/conversations/%s/messages' % cid, body).expect(201)
+
+
+def list_messages(client, cid):
+    return client.get('/api/conversations/%s/messages' % cid).expect(200)['items']
+
+
+def get_message(client, cid, mid):
+    """The message mid as GET /api/conversations/{cid}/messages shows it (AssertionError if absent)."""
+    for m in list_messages(client, cid):
+        if m['id'] == mid:
+            return m
+    raise AssertionError('message %s is not in conversation %s' % (mid, cid))
+
+
+def wait_message(client, cid, mid, pred, timeout, what):
+    """Polls REST until pred(message) holds; returns the message."""
+    last = []
+
+    def check():
+        m = get_message(client, cid, mid)
+        last[:] = [m]
+        return m if pred(m) else None
+    try:
+        return wait_until(check, timeout, what, interval=0.05)
+    except AssertionError as e:
+        raise AssertionError('%s; last seen %s' % (e, short(json.dumps(last[0]) if last else None)))
+
+
+def wait_final(client, cid, mid, timeout=30):
+    """Waits until the message has a final status (REST); returns it."""
+    return wait_message(client, cid, mid, lambda m: m['status'] in FINAL_STATUSES, timeout,
+                        'message %s to reach a final status' % mid)
+
+
+def message_events(events, mid):
+    """The events (created/updated/delta) about message mid, in the order given."""
+    out = []
+    for e in events:
+        j = e.json if isinstance(e.json, dict) else {}
+        if e.event in ('message.created', 'message.updated') and j.get('id') == mid:
+            out.append(e)
+        elif e.event == 'message.delta' and j.get('message_id') == mid:
+            out.append(e)
+    return out
+
+
+def statuses(events, mid):
+    """The statuses message mid went through in message.created/updated events, repeats kept."""
+    return [e.json['status'] for e in message_events(events, mid) if e.event != 'message.delta']
+
+
+def deltas(events, mid):
+    return [e for e in message_events(events, mid) if e.event == 'message.delta']
+
+
+def concat_deltas(delta_events, start=0, label='deltas'):
+    """
+    The text of deltas that must follow each other exactly: the first at offset
+    start, each next one at the end of the one before (no gap, no duplicate).
+    """
+    text = ''
+    for e in delta_events:
+        off = e.json['offset']
+        assert off == start + len(text), '%s: delta id %s at offset %d, expected %d (no gap, no dup); offsets %r' % (
+            label, e.id, off, start + len(text), [d.json['offset'] for d in delta_events])
+        assert e.json['text'], '%s: empty delta id %s' % (label, e.id)
+        text += e.json['text']
+    return text
+
+
+def apply_deltas(base, delta_events, label='deltas'):
+    """
+    What a client does: starts from base (text loaded over REST) and applies each
+    delta by its offset, dropping what it already has. A delta past the end (a
+    hole) or one that disagrees with the text held fails.
+    """
+    text = base
+    for e in delta_events:
+        off, piece = e.json['offset'], e.json['text']
+        assert off <= len(text), '%s: hole before delta id %s: offset %d, text has %d chars' % (
+            label, e.id, off, len(text))
+        held = text[off:off + len(piece)]
+        assert piece.startswith(held), '%s: delta id %s at %d says %r, text held there is %r' % (
+            label, e.id, off, short(piece, 60), short(held, 60))
+        text = text[:off] + piece if off + len(piece) >= len(text) else text
+    return text
+
+
+def assert_gapless(events, first_id, label='stream'):
+    ids = [e.id for e in events]
+    assert ids == list(range(first_id, first_id + len(ids))), \
+        '%s: ids not consecutive from %d (gap or duplicate): %r' % (label, first_id, ids)
+
+
+def wait_status_event(sse, mid, wanted, timeout=20):
+    """Waits for a message.updated of mid whose status is in wanted; returns it."""
+    wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+    return sse.wait_for(lambda e: e.event == 'message.updated' and isinstance(e.json, dict)
+                        and e.json.get('id') == mid and e.json.get('status') in wanted, timeout)
+
+
+def wait_delta_chars(sse, mid, n, timeout=20):
+    """Waits until sse has received at least n characters of deltas for mid."""
+    def enough(e):
+        return e.event == 'message.delta' and isinstance(e.json, dict) and \
+            e.json.get('message_id') == mid and e.json['offset'] + len(e.json['text']) >= n
+    return sse.wait_for(enough, timeout)
+
+
+def fake_tokens(n):
+    """What the fake upstream streams for tokens=n (without stamp)."""
+    return 'tok ' * n
+
+
+# ---------------------------------------------------------------------------
+# The stack's processes: kill, restart, a worker with other settings
+# ---------------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def stack_sh(script, timeout=120, check=True):
+    """
+    Runs script in bash with dev/lib.sh and the stack's env file sourced (the
+    way the lib's header says tests restart processes). Returns stdout; raises
+    AssertionError with stderr when check and the script fails.
+    """
+    full = '. "$MJS_TEST_LIB" && . "$MJS_STATE_DIR/env" && ' + script
+    proc = subprocess.run(['bash', '-c', full], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout,
+                          env=dict(os.environ, MJS_TEST_LIB=os.path.join(REPO, 'dev', 'lib.sh')))
+    if check and proc.returncode != 0:
+        raise AssertionError('%s failed (%d): %s' % (script, proc.returncode,
+                                                     short(proc.stderr.decode('utf-8', 'replace'), 2000)))
+    return proc.stdout.decode('utf-8', 'replace')
+
+
+def proc_pid(name):
+    """The pid of the stack's process NAME (worker, api-1, ...) or None when it does not run."""
+    out = stack_sh('mjs_pid %s' % shlex.quote(name), check=False).strip()
+    return int(out) if out.isdigit() else None
+
+
+def _pid_alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat.rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def kill9(name, timeout=10):
+    """SIGKILL to the stack's process NAME; returns once it is gone."""
+    pid = proc_pid(name)
+    assert pid, '%s is not running' % name
+    os.kill(pid, 9)
+    wait_until(lambda: not _pid_alive(pid), timeout, '%s (pid %d) to die' % (name, pid))
+    return pid
+
+
+def stream_fds(name):
+    """
+    The open SSE streams process NAME holds (mjs-api moves stream fds above
+    1024), as a set of (fd, socket inode): a stream opened since an earlier
+    call is a new member, whatever other streams closed meanwhile.
+    """
+    pid = proc_pid(name)
+    assert pid, '%s is not running' % name
+    out = set()
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        if int(fd) >= 1024:
+            try:
+                out.add((int(fd), os.readlink('/proc/%d/fd/%s' % (pid, fd))))
+            except OSError:
+                pass        # closed meanwhile
+    return out
+
+
+def start_api(n):
+    """Starts responder n (mjs_start_api) unless it runs; returns once it answers /api/healthz."""
+    if proc_pid('api-%d' % n) is None:
+        stack_sh('mjs_start_api %d' % n)
+
+
+def worker_conf(keys):
+    """
+    Writes a copy of the stack's mjs.conf with keys (name -> value) replaced or
+    added, in the state directory (so the worker's command line names the stack);
+    returns its path.
+    """
+    conf = env().get('MJS_CONF') or os.path.join(env()['MJS_STATE_DIR'], 'mjs.conf')
+    with open(conf, encoding='utf-8') as f:
+        lines = [l for l in f.read().splitlines()
+                 if l.split('=', 1)[0].strip() not in keys]
+    lines.append('# test worker settings')
+    lines += ['%s = %s' % kv for kv in keys.items()]
+    path = os.path.join(env()['MJS_STATE_DIR'], 'worker-test.conf')
+    with open(path + '.new', 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    os.replace(path + '.new', path)
+    return path
+
+
+def start_worker(**keys):
+    """
+    Replaces the stack's worker: stops the running one (if any, gracefully) and
+    starts mjs-worker with the stack's mjs.conf plus keys (e.g. lease_time='3s');
+    without keys, the stack's own configuration. The new one has the worker pid
+    file, so dev/down stops it.
+    """
+    stack_sh('mjs_stop worker')
+    if keys:
+        keys.setdefault('shutdown_grace', '0')
+        stack_sh('mjs_start_worker %s' % shlex.quote(worker_conf(keys)))
+    else:
+        stack_sh('mjs_start_worker')
+    assert proc_pid('worker'), 'the worker did not start'
+
+
+class worker_with:
+    """
+    Context manager: a worker with extra settings inside; the stack's own worker
+    after it (always), unless restore() already started it.
+    """
+
+    def __init__(self, **keys):
+        self.keys = keys
+        self.restored = False
+
+    def __enter__(self):
+        start_worker(**self.keys)
+        return self
+
+    def restore(self):
+        """Replaces whatever worker runs (or none) with the stack's own."""
+        start_worker()
+        self.restored = True
+
+    def __exit__(self, *exc):
+        if not self.restored:
+            self.restore()
+        return False

@@ -212,14 +212,20 @@ static void flush(struct worker *w, int64_t now)
 
 static int next_timeout(struct worker *w, int64_t now)
 {
-	int64_t t = w->next_claim;
+	int64_t t = w->next_claim, due;
 
+	if (w->next_renew < t)
+		t = w->next_renew;
 	for (struct gen *g = w->gens; g; g = g->next) {
-		if (g->dirty) {
-			if (w->next_flush < t)
-				t = w->next_flush;
-			break;
-		}
+		if (g->dirty && w->next_flush < t)
+			t = w->next_flush;
+		if (!g->easy || g->final)
+			continue;
+		/* wake for the first-token or idle timeout itself, not up to a second later */
+		due = g->first_token_ms ? g->last_data_ms + w->cfg->idle_timeout_ms + 1
+					: g->start_ms + w->cfg->first_token_timeout_ms + 1;
+		if (due < t)
+			t = due;
 	}
 	if (w->want_claim)
 		t = now;

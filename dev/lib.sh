@@ -452,13 +452,14 @@ mjs_start_worker() {
 	mjs_write_env
 }
 
-# mjs_start_api N: starts responder N on sock/api-N.sock and waits until it
-# answers GET /api/healthz with 200 (database reachable).
+# mjs_start_api N [CONFIG]: starts responder N on sock/api-N.sock (with $MJS_CONF
+# or CONFIG) and waits until it answers GET /api/healthz with 200 (database
+# reachable).
 mjs_start_api() {
-	local n=${1:?usage: mjs_start_api N} sock
+	local n=${1:?usage: mjs_start_api N [CONFIG]} conf=${2:-$MJS_CONF} sock
 	sock=$MJS_STATE_DIR/sock/api-$n.sock
 	if mjs_pid "api-$n" >/dev/null; then mjs_warn "api-$n is already running"; return 1; fi
-	mjs_spawn "api-$n" "$MJS_BUILD_DIR/mjs-api" -c "$MJS_CONF" -l "$sock" &&
+	mjs_spawn "api-$n" "$MJS_BUILD_DIR/mjs-api" -c "$conf" -l "$sock" &&
 	mjs_wait_until "api-$n" "${MJS_START_TIMEOUT:-60}" "api-$n to answer /api/healthz" \
 		mjs_fcgi_ok "$sock" /api/healthz || return 1
 	mjs_write_env

@@ -1241,25 +1241,55 @@ def stream_fds(name):
     return out
 
 
-def start_api(n):
-    """Starts responder n (mjs_start_api) unless it runs; returns once it answers /api/healthz."""
+def start_api(n, conf=None):
+    """
+    Starts responder n (mjs_start_api) unless it runs, with the stack's mjs.conf
+    or conf; returns once it answers /api/healthz.
+    """
     if proc_pid('api-%d' % n) is None:
-        stack_sh('mjs_start_api %d' % n)
+        stack_sh('mjs_start_api %d %s' % (n, shlex.quote(conf) if conf else ''))
+
+
+class apis_with:
+    """
+    Context manager: both responders restarted with the stack's mjs.conf plus
+    keys inside; restarted with the stack's own configuration after it.
+    """
+
+    def __init__(self, **keys):
+        self.keys = keys
+
+    def __enter__(self):
+        conf = stack_conf(self.keys, 'api-test.conf')
+        stack_sh('mjs_stop api-1 api-2')
+        start_api(1, conf)
+        start_api(2, conf)
+        return self
+
+    def __exit__(self, *exc):
+        stack_sh('mjs_stop api-1 api-2')
+        start_api(1)
+        start_api(2)
+        return False
 
 
 def worker_conf(keys):
+    return stack_conf(keys, 'worker-test.conf')
+
+
+def stack_conf(keys, name):
     """
     Writes a copy of the stack's mjs.conf with keys (name -> value) replaced or
-    added, in the state directory (so the worker's command line names the stack);
-    returns its path.
+    added, as file name in the state directory (so the process's command line
+    names the stack); returns its path.
     """
     conf = env().get('MJS_CONF') or os.path.join(env()['MJS_STATE_DIR'], 'mjs.conf')
     with open(conf, encoding='utf-8') as f:
         lines = [l for l in f.read().splitlines()
                  if l.split('=', 1)[0].strip() not in keys]
-    lines.append('# test worker settings')
+    lines.append('# test settings')
     lines += ['%s = %s' % kv for kv in keys.items()]
-    path = os.path.join(env()['MJS_STATE_DIR'], 'worker-test.conf')
+    path = os.path.join(env()['MJS_STATE_DIR'], name)
     with open(path + '.new', 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines) + '\n')
     os.replace(path + '.new', path)

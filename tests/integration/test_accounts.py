@@ -152,3 +152,28 @@ def test_a_stream_ends_when_its_session_expires():
         assert not phone_stream.closed, phone_stream.close_reason
         with mjs.SSE(laptop) as s:
             assert s.status == 401, 'a stream with the expired cookie: expected 401, got %s' % s.status
+
+
+@mjs.timeout(90)
+def test_registration_off_refuses_new_accounts_and_cookie_secure_marks_the_cookie():
+    with ExitStack() as stack:
+        old = stack.enter_context(mjs.Client())
+        username, password = mjs.unique_username(), mjs.unique_password()
+        old.register(username, password).expect(201)
+        old.login(username, password).expect(200)
+        token, attrs, raw = session_cookie(old)
+        assert 'secure' not in attrs, 'Secure without cookie_secure: %r' % raw
+        with mjs.apis_with(allow_registration='no', cookie_secure='yes'):
+            c = stack.enter_context(mjs.Client())
+            with mjs.unchanged():
+                r = c.register(mjs.unique_username(), mjs.unique_password())
+                mjs.assert_error(r, 403, 'registration_disabled')
+            assert not c.cookies, 'a refused registration set a cookie: %r' % c.set_cookies
+            # existing accounts still log in, and the cookie is Secure now
+            c.login(username, password).expect(200)
+            token, attrs, raw = session_cookie(c)
+            assert attrs.get('secure') is True, 'cookie_secure = yes but no Secure: %r' % raw
+        # back to the defaults: registration is open again
+        with mjs.Client() as c:
+            mjs.wait_until(lambda: c.get('/api/healthz').status == 200, 15, 'the API to answer again')
+            c.register(mjs.unique_username(), mjs.unique_password()).expect(201)

@@ -167,6 +167,8 @@ void chat_done(CURLM *multi, struct gen *g, CURLcode result)
 	if (!g->http_status)
 		curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &g->http_status);
 	release(multi, g);
+	if (result == CURLE_OK && g->http_status < 400)
+		upstream_sse_finish(&g->parser);
 	chat_take_text(g);
 	if (g->http_status >= 400) {
 		char detail[200];

@@ -127,6 +127,17 @@ int upstream_sse_feed(struct upstream_sse *p, const char *bytes, size_t n)
 	return p->failed ? -1 : 0;
 }
 
+int upstream_sse_finish(struct upstream_sse *p)
+{
+	if (!p->failed && !p->done && p->line.len > 0) {
+		handle_line(p);
+		buf_reset(&p->line);
+	}
+	if (!p->failed && !p->done && p->data.len > 0)
+		handle_line(p);		/* the line is empty now: the blank line that never came */
+	return p->failed ? -1 : 0;
+}
+
 void upstream_error_message(const char *body, size_t len, char *out, size_t outlen)
 {
 	struct json_tokener *tok = json_tokener_new();

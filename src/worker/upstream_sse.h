@@ -32,6 +32,12 @@ void upstream_sse_free(struct upstream_sse *p);
 int upstream_sse_feed(struct upstream_sse *p, const char *bytes, size_t n);
 
 /*
+ * The upstream closed the stream cleanly: an event it did not end with a blank
+ * line is taken as ended (some proxies drop the last "\n"). Returns as _feed.
+ */
+int upstream_sse_finish(struct upstream_sse *p);
+
+/*
  * Extracts a human error message from an upstream JSON error body such as
  * {"error":{"message":"…"}} or {"message":"…"} or {"detail":"…"}; falls back to
  * the first bytes of the body. Writes at most outlen bytes (NUL-terminated).

@@ -270,6 +270,50 @@ START_TEST(test_nothing_is_interpreted_before_its_blank_line)
 }
 END_TEST
 
+/* A clean close takes an unterminated last event as ended, whatever was missing of its ending. */
+START_TEST(test_finish_ends_an_event_the_upstream_did_not_end)
+{
+	static const char *const endings[] = { "", "\n", "\r", "\r\n" };
+	static const char chunk[] = "data: {\"choices\":[{\"delta\":{\"content\":\"end\"}}]}\n\n";
+
+	for (size_t i = 0; i < sizeof(endings) / sizeof(endings[0]); i++) {
+		struct run r;
+		char tail[32];
+
+		run_init(&r);
+		feed_str(&r, chunk);
+		snprintf(tail, sizeof(tail), "data: [DONE]%s", endings[i]);
+		feed_str(&r, tail);
+		ck_assert_int_eq(r.p.done, 0);
+		ck_assert_int_eq(upstream_sse_finish(&r.p), 0);
+		ck_assert_msg(r.p.done == 1, "ending %zu: [DONE] not seen at finish", i);
+		take(&r);
+		ck_assert_str_eq(r.text.data, "end");
+		run_free(&r);
+	}
+}
+END_TEST
+
+/* A clean close in the middle of an event's JSON is a malformed stream, and finish after [DONE] changes nothing. */
+START_TEST(test_finish_of_a_cut_event_fails_and_after_done_is_a_no_op)
+{
+	struct run r;
+
+	run_init(&r);
+	feed_str(&r, "data: {\"choices\":[{\"delta\":{\"cont");
+	ck_assert_int_eq(upstream_sse_finish(&r.p), -1);
+	ck_assert_int_eq(r.p.failed, 1);
+	run_free(&r);
+
+	run_init(&r);
+	feed_str(&r, "data: [DONE]\n\ndata: {");
+	ck_assert_int_eq(upstream_sse_finish(&r.p), 0);
+	ck_assert_int_eq(r.p.done, 1);
+	ck_assert_int_eq(r.p.failed, 0);
+	run_free(&r);
+}
+END_TEST
+
 /* If \r and \n of one CRLF, read apart, counted as two endings, the blank line would cut the event in half. */
 START_TEST(test_crlf_read_apart_is_one_line_ending)
 {
@@ -560,6 +604,8 @@ Suite *upstream_sse_suite(void)
 	tcase_add_test(stream, test_crlf_read_apart_is_one_line_ending);
 	tcase_add_test(stream, test_content_is_sanitized_to_utf8_without_nul);
 	tcase_add_test(stream, test_finish_reason_with_content_and_without_done);
+	tcase_add_test(stream, test_finish_ends_an_event_the_upstream_did_not_end);
+	tcase_add_test(stream, test_finish_of_a_cut_event_fails_and_after_done_is_a_no_op);
 	suite_add_tcase(s, stream);
 
 	tcase_set_timeout(failures, 60);

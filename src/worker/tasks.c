@@ -65,6 +65,7 @@ struct task_sched {
 	char worker[128];
 	struct task *list;
 	int count;
+	int stopping;		/* SIGTERM seen: no new claim, submit or poll */
 	int64_t next_claim, next_renew;
 };
 
@@ -329,6 +330,8 @@ int tasks_transfer_done(struct task_sched *s, CURL *easy, CURLcode result)
 	char detail[300], msg[200];
 	const char *body;
 
+	if (!s)
+		return 0;
 	for (t = s->list; t && t->easy != easy; t = t->next)
 		;
 	if (!t)
@@ -481,10 +484,19 @@ void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int st
 {
 	char msg[300];
 
+	int renew_due;
+
 	if (!s)
 		return;
+	s->stopping = stopping;
+	/* timers move on without a database too, so the loop never spins on them */
 	if (db && !stopping && (woken || now >= s->next_claim))
 		claim(s, db, now);
+	else if (now >= s->next_claim)
+		s->next_claim = now + CLAIM_POLL_MS;
+	renew_due = now >= s->next_renew;
+	if (renew_due)
+		s->next_renew = now + s->cfg->lease_time_ms / 3;
 	for (struct task *t = s->list; t; t = t->next) {
 		if (is_final(t) || t->gone)
 			continue;
@@ -502,11 +514,8 @@ void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int st
 		return;
 	if (flush(s, db) < 0)
 		return;		/* the same news goes out next tick */
-	if (now >= s->next_renew) {
-		s->next_renew = now + s->cfg->lease_time_ms / 3;
-		if (s->list)
-			renew(s, db);
-	}
+	if (renew_due && s->list)
+		renew(s, db);
 	reap(s, now);
 }
 
@@ -522,7 +531,7 @@ int64_t tasks_next_due(const struct task_sched *s)
 			continue;
 		if (k->deadline_at < t)
 			t = k->deadline_at;
-		if (!k->easy && k->next_at < t)
+		if (!k->easy && !s->stopping && k->next_at < t)
 			t = k->next_at;
 	}
 	return t;

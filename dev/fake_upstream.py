@@ -12,6 +12,15 @@ Listens on 127.0.0.1:PORT (threaded, one thread per request) and speaks:
                                   the client abandoned (e.g. the worker's stop)
     POST /v1/chat/completions     OpenAI chat completions; "stream": true answers
                                   text/event-stream chunks, then "data: [DONE]"
+    POST /mj/submit/imagine       Midjourney-proxy image task (needs an
+                                  mj-api-secret header): {"code":1,"result":ID}
+    GET  /mj/task/ID/fetch        {"status","progress":"NN%","imageUrl","failReason"}
+    POST /v1/videos               OpenAI-style video job (needs a Bearer key):
+                                  {"id","status":"queued","progress":0}
+    GET  /v1/videos/ID            {"id","status","progress","error"}
+    GET  /v1/videos/ID/content    the "video" (a few bytes)
+    GET  /fake/tasks              every image/video task seen: id, kind, prompt,
+                                  fetches, stage (tests count submits per prompt)
 
 What a chat request does is chosen by its model name, "fake" followed by
 colon-separated knobs (any name not starting with "fake" gets the defaults):
@@ -30,6 +39,23 @@ colon-separated knobs (any name not starting with "fake" gets the defaults):
 
     e.g. "fake", "fake:tps=50:tokens=40", "fake:fail=500", "fake:fail_after=5",
          "fake:hang", "fake:stamp:tps=20", "fake:delay=2:tokens=10"
+
+Image and video tasks take their knobs from the prompt's first word when it
+starts with "fake" (same syntax). A task moves one stage per fetch (no faster
+than one per `step` seconds): NOT_START/queued at submit, SUBMITTED/in_progress
+0%, then IN_PROGRESS at 100/steps, 200/steps, ... and finally SUCCESS/completed
+(100%) or FAILURE/failed:
+
+    steps=N        progress steps (default 4: 25%, 50%, 75%, then done)
+    step=S         at least S seconds (a float) between two stages (default 0)
+    fail           end in FAILURE / failed with reason "fake failure"
+    hang           stay at the first IN_PROGRESS stage forever
+    down=S         on reaching the first IN_PROGRESS stage, answer every fetch
+                   of this task with HTTP 503 for S seconds (an upstream that is
+                   down, then back)
+    submit_fail=CODE  answer the submit with HTTP CODE
+
+    e.g. "fake:steps=3 a cat", "fake:fail a dog", "fake:down=2:steps=2 a cow"
 
 An unknown knob is a 400 error, so a typo in a test cannot pass silently.
 Routes live in one table (ROUTES); a protocol is a handler function per route.
@@ -51,6 +77,8 @@ MAX_BODY = 1 << 20
 HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
                  'hang': False, 'stamp': False, 'delay': 0.0}
+TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
+              'submit_fail': 0}
 
 
 class Stats:
@@ -58,7 +86,9 @@ class Stats:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.values = {'chat_requests': 0, 'streams_open': 0, 'streams_abandoned': 0}
+        self.values = {'chat_requests': 0, 'streams_open': 0, 'streams_abandoned': 0,
+                       'image_submits': 0, 'image_fetches': 0, 'video_submits': 0,
+                       'video_fetches': 0}
 
     def add(self, key, n=1):
         with self.lock:
@@ -84,9 +114,11 @@ class BadRequest(Exception):
 # Knobs
 # ---------------------------------------------------------------------------
 
-def parse_knobs(model):
-    """The knobs a model name asks for, over DEFAULT_KNOBS. Raises BadRequest on a bad knob."""
-    knobs = dict(DEFAULT_KNOBS)
+def parse_knobs(model, defaults=None):
+    """The knobs a model name (or a task prompt's first word) asks for, over
+    defaults (DEFAULT_KNOBS). Raises BadRequest on a bad knob."""
+    base = DEFAULT_KNOBS if defaults is None else defaults
+    knobs = dict(base)
     parts = model.split(':')
     if parts[0] != 'fake':
         return knobs
@@ -94,7 +126,7 @@ def parse_knobs(model):
         name, sep, value = part.partition('=')
         if name not in knobs:
             raise BadRequest('unknown knob "%s" in model "%s"' % (name, model))
-        default = DEFAULT_KNOBS[name]
+        default = base[name]
         try:
             if isinstance(default, bool):
                 if sep:
@@ -106,10 +138,23 @@ def parse_knobs(model):
                 knobs[name] = int(value)
         except ValueError:
             raise BadRequest('bad value for knob "%s" in model "%s"' % (name, model))
+    if defaults is not None:
+        return knobs
     if knobs['tps'] < 0 or knobs['tokens'] < 0 or knobs['delay'] < 0:
         raise BadRequest('tps, tokens and delay must not be negative')
     if knobs['fail'] and not 400 <= knobs['fail'] <= 599:
         raise BadRequest('fail must be an HTTP error status (400-599)')
+    return knobs
+
+
+def parse_task_knobs(prompt):
+    """The knobs of an image/video prompt (its first word), over TASK_KNOBS."""
+    first = prompt.split(None, 1)[0] if prompt.split() else ''
+    knobs = parse_knobs(first if first.startswith('fake') else '', TASK_KNOBS)
+    if knobs['steps'] < 1 or knobs['step'] < 0 or knobs['down'] < 0:
+        raise BadRequest('steps must be at least 1, step and down not negative')
+    if knobs['submit_fail'] and not 400 <= knobs['submit_fail'] <= 599:
+        raise BadRequest('submit_fail must be an HTTP error status (400-599)')
     return knobs
 
 
@@ -211,11 +256,203 @@ def stream_chat(req, model, knobs):
         STATS.add('streams_open', -1)
 
 
-# (method, path regex, handler). Later protocols (images, videos) add rows here.
+# ---------------------------------------------------------------------------
+# Image (Midjourney-proxy) and video (OpenAI-style) tasks
+# ---------------------------------------------------------------------------
+
+class FakeTask:
+    """One upstream job. stage: 0 at submit, 1 started at 0%, 2..steps in
+    progress at (stage-1)*100/steps, steps+1 done (success or failure)."""
+
+    def __init__(self, kind, prompt, knobs):
+        self.id = ('%d' % (time.time_ns() // 1000)) + uuid.uuid4().hex[:6] if kind == 'image' \
+            else 'video_' + uuid.uuid4().hex
+        self.kind = kind
+        self.prompt = prompt
+        self.knobs = knobs
+        self.stage = 0
+        self.last_advance = time.monotonic()
+        self.fetches = 0
+        self.down_until = None
+
+    def fetch(self):
+        """One poll: advances at most one stage; returns False while "down"."""
+        now = time.monotonic()
+        self.fetches += 1
+        if self.down_until is not None and now < self.down_until:
+            return False
+        last = self.knobs['steps'] + 1
+        if self.knobs['hang']:
+            last = min(last, 2)
+        if self.stage < last and now - self.last_advance >= self.knobs['step']:
+            self.stage += 1
+            self.last_advance = now
+            if self.stage == 2 and self.knobs['down'] > 0 and self.down_until is None:
+                self.down_until = now + self.knobs['down']
+        return True
+
+    def progress(self):
+        if self.stage <= 1:
+            return 0
+        if self.stage > self.knobs['steps']:
+            return 100
+        return (self.stage - 1) * 100 // self.knobs['steps']
+
+    def done(self):
+        return self.stage > self.knobs['steps']
+
+    def summary(self):
+        return {'id': self.id, 'kind': self.kind, 'prompt': self.prompt, 'fetches': self.fetches,
+                'stage': self.stage}
+
+
+TASKS = {}
+TASKS_LOCK = threading.Lock()
+
+
+def new_task(kind, prompt):
+    knobs = parse_task_knobs(prompt)
+    task = FakeTask(kind, prompt, knobs)
+    with TASKS_LOCK:
+        TASKS[task.id] = task
+    STATS.add(kind + '_submits')
+    return task
+
+
+def fetch_task(req, kind, task_id):
+    """The task after one poll, or None after answering 404 or 503."""
+    STATS.add(kind + '_fetches')
+    with TASKS_LOCK:
+        task = TASKS.get(task_id)
+        if task is None or task.kind != kind:
+            req.send_json(404, {'error': {'message': 'no such task %s' % task_id, 'code': 'not_found'}})
+            return None
+        up = task.fetch()
+    req.note = 'task=%s stage=%d' % (task.id, task.stage)
+    if not up:
+        req.send_json(503, {'error': {'message': 'fake upstream is down for a while', 'code': 'down'}})
+        return None
+    return task
+
+
+def base_url(req):
+    return 'http://%s' % (req.headers.get('Host') or '127.0.0.1')
+
+
+def check_prompt(request):
+    prompt = request.get('prompt')
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BadRequest('prompt is required')
+    return prompt
+
+
+def handle_mj_imagine(req, match, body):
+    if not req.headers.get('mj-api-secret'):
+        req.send_json(401, {'code': 401, 'description': 'mj-api-secret header missing'})
+        return
+    request = req.json_body(body)
+    prompt = check_prompt(request)
+    knobs = parse_task_knobs(prompt)
+    if knobs['submit_fail']:
+        req.send_json(knobs['submit_fail'], {'code': knobs['submit_fail'],
+                                             'description': 'fake submit failure'})
+        return
+    task = new_task('image', prompt)
+    req.note = 'task=%s' % task.id
+    req.send_json(200, {'code': 1, 'description': 'Submit success', 'result': task.id,
+                        'properties': {'state': request.get('state', '')}})
+
+
+def handle_mj_fetch(req, match, body):
+    if not req.headers.get('mj-api-secret'):
+        req.send_json(401, {'code': 401, 'description': 'mj-api-secret header missing'})
+        return
+    task = fetch_task(req, 'image', match.group(1))
+    if task is None:
+        return
+    status = ['NOT_START', 'SUBMITTED'][task.stage] if task.stage <= 1 else 'IN_PROGRESS'
+    answer = {'id': task.id, 'action': 'IMAGINE', 'prompt': task.prompt, 'status': status,
+              'progress': '%d%%' % task.progress(), 'imageUrl': None, 'failReason': None}
+    if task.done():
+        if task.knobs['fail']:
+            answer.update(status='FAILURE', failReason='fake failure')
+        else:
+            answer.update(status='SUCCESS', imageUrl='%s/fake/images/%s.png' % (base_url(req), task.id))
+    req.send_json(200, answer)
+
+
+def video_json(req, task):
+    if task.stage == 0:
+        status = 'queued'
+    elif task.done():
+        status = 'failed' if task.knobs['fail'] else 'completed'
+    else:
+        status = 'in_progress'
+    answer = {'id': task.id, 'object': 'video', 'model': 'fake-video', 'status': status,
+              'progress': task.progress(), 'prompt': task.prompt}
+    if status == 'failed':
+        answer['error'] = {'code': 'fake_failure', 'message': 'fake failure'}
+    return answer
+
+
+def check_bearer(req):
+    auth = req.headers.get('Authorization') or ''
+    if not auth.startswith('Bearer ') or not auth[7:].strip():
+        req.send_json(401, {'error': {'message': 'missing bearer key', 'code': 'unauthorized'}})
+        return False
+    return True
+
+
+def handle_video_create(req, match, body):
+    if not check_bearer(req):
+        return
+    request = req.json_body(body)
+    prompt = check_prompt(request)
+    knobs = parse_task_knobs(prompt)
+    if knobs['submit_fail']:
+        req.send_json(knobs['submit_fail'], {'error': {'message': 'fake submit failure',
+                                                       'code': 'fake_failure'}})
+        return
+    task = new_task('video', prompt)
+    req.note = 'task=%s' % task.id
+    req.send_json(200, video_json(req, task))
+
+
+def handle_video_get(req, match, body):
+    if not check_bearer(req):
+        return
+    task = fetch_task(req, 'video', match.group(1))
+    if task is not None:
+        req.send_json(200, video_json(req, task))
+
+
+def handle_video_content(req, match, body):
+    data = b'fake video ' + match.group(1).encode()
+    req.status = 200
+    req.send_response(200)
+    req.send_header('Content-Type', 'video/mp4')
+    req.send_header('Content-Length', str(len(data)))
+    req.end_headers()
+    req.write(data)
+
+
+def handle_fake_tasks(req, match, body):
+    with TASKS_LOCK:
+        tasks = [t.summary() for t in TASKS.values()]
+    req.send_json(200, {'tasks': tasks})
+
+
+# (method, path regex, handler)
 ROUTES = [
     ('GET', re.compile(r'/healthz'), handle_healthz),
     ('GET', re.compile(r'/stats'), handle_stats),
     ('POST', re.compile(r'/v1/chat/completions'), handle_chat_completions),
+    ('POST', re.compile(r'/mj/submit/imagine'), handle_mj_imagine),
+    ('GET', re.compile(r'/mj/task/([^/]+)/fetch'), handle_mj_fetch),
+    ('POST', re.compile(r'(?:/v1)?/videos'), handle_video_create),
+    ('GET', re.compile(r'(?:/v1)?/videos/([^/]+)'), handle_video_get),
+    ('GET', re.compile(r'(?:/v1)?/videos/([^/]+)/content'), handle_video_content),
+    ('GET', re.compile(r'/fake/tasks'), handle_fake_tasks),
 ]
 
 

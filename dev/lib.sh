@@ -385,6 +385,7 @@ mjs_write_conf() {
 	image_secret = dev
 	video_url = ${MJS_VIDEO_URL:-$fake/v1}
 	video_api_key = dev
+	task_poll_interval = 200ms
 	EOF
 	mv "$MJS_CONF.new" "$MJS_CONF"
 }

@@ -69,6 +69,13 @@ void messages_update(struct call *c);
 void messages_delete(struct call *c);
 void messages_stop(struct call *c);
 
+void tasks_list(struct call *c);
+void tasks_create(struct call *c);
+void tasks_get(struct call *c);
+void tasks_update(struct call *c);
+void tasks_delete(struct call *c);
+void tasks_restore(struct call *c);
+
 void stream_open(struct call *c);
 
 #endif

@@ -21,6 +21,12 @@ static const struct route routes[] = {
 	{ "PATCH", "/api/messages/{id}", messages_update, ROUTE_AUTH | ROUTE_BODY },
 	{ "DELETE", "/api/messages/{id}", messages_delete, ROUTE_AUTH },
 	{ "POST", "/api/messages/{id}/stop", messages_stop, ROUTE_AUTH },
+	{ "GET", "/api/tasks", tasks_list, ROUTE_AUTH },
+	{ "POST", "/api/tasks", tasks_create, ROUTE_AUTH | ROUTE_BODY },
+	{ "GET", "/api/tasks/{id}", tasks_get, ROUTE_AUTH },
+	{ "PATCH", "/api/tasks/{id}", tasks_update, ROUTE_AUTH | ROUTE_BODY },
+	{ "DELETE", "/api/tasks/{id}", tasks_delete, ROUTE_AUTH },
+	{ "POST", "/api/tasks/{id}/restore", tasks_restore, ROUTE_AUTH },
 	{ "GET", "/api/events", stream_open, ROUTE_AUTH },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

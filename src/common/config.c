@@ -58,6 +58,12 @@ static const struct key keys[] = {
 	{ "max_attempts", T_INT, OFF(max_attempts), "3", 1, 100 },
 	{ "context_messages", T_INT, OFF(context_messages), "50", 1, 10000 },
 	{ "worker_name", T_STRING, OFF(worker_name), "", 0, 0 },
+	{ "max_tasks", T_INT, OFF(max_tasks), "200", 1, 100000 },
+	{ "task_poll_interval", T_DURATION, OFF(task_poll_interval_ms), "2s", 10, 3600000 },
+	{ "task_backoff_max", T_DURATION, OFF(task_backoff_max_ms), "60s", 10, 3600000 },
+	{ "task_upstream_grace", T_DURATION, OFF(task_upstream_grace_ms), "10m", 0, 86400000 },
+	{ "task_deadline", T_DURATION, OFF(task_deadline_ms), "1h", 1000, 7LL * 86400000 },
+	{ "task_request_timeout", T_DURATION, OFF(task_request_timeout_ms), "30s", 100, 600000 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

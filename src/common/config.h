@@ -51,6 +51,13 @@ struct config {
 	int max_attempts;
 	int context_messages;
 	char *worker_name;
+	/* mjs-worker: image and video tasks */
+	int max_tasks;
+	int task_poll_interval_ms;
+	int task_backoff_max_ms;
+	int task_upstream_grace_ms;
+	int task_deadline_ms;
+	int task_request_timeout_ms;
 };
 
 /* Fills cfg with the defaults. Strings are owned by cfg: free with config_free(). */

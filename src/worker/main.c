@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "worker/chat.h"
 #include "worker/jobs.h"
+#include "worker/tasks.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +43,7 @@ struct worker {
 	CURLM *multi;
 	PGconn *db;
 	struct gen *gens;
+	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
 	int running;		/* gens in the list */
 	int want_claim;
 	int64_t next_claim, next_flush, next_renew, db_retry_at;
@@ -152,6 +154,8 @@ static void collect_done(struct worker *w)
 		struct gen *g = NULL;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
+		if (tasks_transfer_done(w->tasks, msg->easy_handle, msg->data.result))
+			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&g);
 		chat_done(w->multi, g, msg->data.result);
 	}
@@ -227,6 +231,9 @@ static int next_timeout(struct worker *w, int64_t now)
 		if (due < t)
 			t = due;
 	}
+	due = tasks_next_due(w->tasks);
+	if (due < t)
+		t = due;
 	if (w->want_claim)
 		t = now;
 	t -= now;
@@ -253,6 +260,7 @@ static void run(struct worker *w)
 		handle_notifications(w);
 		now = util_now_ms();
 		check_gens(w, now);
+		tasks_tick(w->tasks, w->db, now, w->want_claim, stop_signal != 0);
 		if (w->db && now >= w->next_flush)
 			flush(w, now);
 		if (w->db && !stop_signal && (w->want_claim || now >= w->next_claim))
@@ -344,9 +352,12 @@ int main(int argc, char **argv)
 	else
 		snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
 	w.multi = curl_multi_init();
+	w.tasks = tasks_sched_new(&cfg, w.multi, w.name);
 	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d chat_url=%s", w.name,
 		 cfg.max_generations, cfg.flush_interval_ms, cfg.chat_url[0] ? cfg.chat_url : "-");
 	run(&w);
+	tasks_shutdown(w.tasks, w.db);
+	tasks_sched_free(w.tasks);
 	curl_multi_cleanup(w.multi);
 	PQfinish(w.db);
 	curl_global_cleanup();

@@ -27,6 +27,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import urllib.request
 import uuid
 
 # ---------------------------------------------------------------------------
@@ -1335,3 +1336,95 @@ class worker_with:
         if not self.restored:
             self.restore()
         return False
+
+
+# ---------------------------------------------------------------------------
+# Image and video tasks
+# ---------------------------------------------------------------------------
+
+TASK_FINAL = ('succeeded', 'failed')
+TASK_EVENTS = ('task.created', 'task.updated', 'task.deleted', 'task.restored')
+
+
+def create_task(client, kind, prompt, **fields):
+    """POST /api/tasks; returns the task (201 expected)."""
+    body = dict(fields, kind=kind, prompt=prompt)
+    return client.post('/api/tasks', body).expect(201)
+
+
+def get_task(client, tid):
+    return client.get('/api/tasks/' + tid).expect(200)
+
+
+def list_tasks(client, deleted=False, **query):
+    q = dict(query)
+    if deleted:
+        q['deleted'] = '1'
+    path = '/api/tasks' + ('?' + urllib.parse.urlencode(q) if q else '')
+    return client.get(path).expect(200)
+
+
+def wait_task(client, tid, pred, timeout, what):
+    """Polls GET /api/tasks/{tid} until pred(task); returns the task."""
+    last = []
+
+    def check():
+        t = get_task(client, tid)
+        last[:] = [t]
+        return t if pred(t) else None
+    try:
+        return wait_until(check, timeout, what, interval=0.05)
+    except AssertionError as e:
+        raise AssertionError('%s; last seen %s' % (e, short(json.dumps(last[0]) if last else None)))
+
+
+def wait_task_final(client, tid, timeout=30):
+    return wait_task(client, tid, lambda t: t['status'] in TASK_FINAL, timeout,
+                     'task %s to succeed or fail' % tid)
+
+
+def task_events(events, tid):
+    """The task.* events about task tid, in the order given."""
+    return [e for e in events if e.event in TASK_EVENTS and isinstance(e.json, dict)
+            and e.json.get('id') == tid]
+
+
+def wait_task_event(sse, tid, pred, timeout=20):
+    """Waits for a task.* event of tid with pred(event); returns it."""
+    return sse.wait_for(lambda e: e.event in TASK_EVENTS and isinstance(e.json, dict)
+                        and e.json.get('id') == tid and pred(e), timeout)
+
+
+def sync_streams(client, streams, timeout=20):
+    """
+    A marker: client creates a conversation and every stream in streams (all of
+    client's user) waits for its conversation.created. Events committed before it
+    are then on each stream; returns the marker's id.
+    """
+    conv = client.create_conversation('marker')
+    for s in streams:
+        s.wait_for(lambda e: e.event == 'conversation.created' and isinstance(e.json, dict)
+                   and e.json.get('id') == conv['id'], timeout)
+    return conv['id']
+
+
+def fake_tasks(prompt):
+    """The fake upstream's jobs submitted with exactly this prompt."""
+    with urllib.request.urlopen(env()['MJS_FAKE_URL'].rstrip('/') + '/fake/tasks', timeout=5) as r:
+        tasks = json.loads(r.read().decode('utf-8'))['tasks']
+    return [t for t in tasks if t['prompt'] == prompt]
+
+
+def db_task(tid):
+    """The task's job columns as the database holds them."""
+    return psql_json("""
+        SELECT json_build_object('status', status, 'progress', progress, 'upstream_id', upstream_id,
+                                 'worker', worker, 'attempts', attempts, 'deleted_at', deleted_at)
+        FROM mjs.tasks WHERE id = :'p1'""", tid)
+
+
+def db_tasks_snapshot(*user_ids):
+    """Every task row of these users as text, for "nothing changed" checks."""
+    return psql_value("""
+        SELECT coalesce(json_agg(t ORDER BY t.id)::text, '[]') FROM mjs.tasks t
+        WHERE t.user_id::text = ANY (string_to_array(:'p1', ','))""", ','.join(user_ids))

@@ -16,5 +16,6 @@ Suite *util_suite(void);
 Suite *events_suite(void);
 Suite *api_suite(void);
 Suite *upstream_sse_suite(void);
+Suite *task_proto_suite(void);
 
 #endif

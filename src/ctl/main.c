@@ -1,239 +1,159 @@
 /*
- * mjsctl: the admin command. Reads the same config as the daemons.
- * Exit codes: 0 ok, 1 the operation failed (database, conflict), 2 bad usage or
- * config, 3 the database is unreachable.
+ * mjsctl: the admin command. Reads the same config as the daemons; one file per
+ * command group (migrate, users, sessions, gens, events, stats, check), this one
+ * parses the command line and dispatches through the one table of commands.
+ *
+ * Exit codes: 0 ok, 1 the operation failed (a query, a conflict, no such
+ * object, a failed check), 2 bad usage or config, 3 the database is unreachable.
  */
-#include "common/config.h"
-#include "common/db.h"
+#include "ctl/ctl.h"
 #include "common/log.h"
-#include "common/migrations.h"
-#include "common/password.h"
 
+#include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
-#define EXIT_NODB 3
+struct command {
+	const char *group, *sub;	/* sub NULL: the group is the whole command */
+	int min_args, max_args;
+	unsigned opts;			/* enum ctl_opt bits it accepts */
+	int (*run)(struct ctl *c);
+	const char *args_help;
+};
 
-static int json_output;
+static const struct command commands[] = {
+	{ "migrate", NULL, 0, 0, OPT_STATUS, ctl_migrate, "[--status]" },
+	{ "user", "add", 1, 1, OPT_PASSWORD_STDIN, ctl_user_add, "NAME [--password-stdin]" },
+	{ "user", "list", 0, 0, 0, ctl_user_list, "" },
+	{ "user", "disable", 1, 1, 0, ctl_user_disable, "NAME" },
+	{ "user", "enable", 1, 1, 0, ctl_user_enable, "NAME" },
+	{ "user", "passwd", 1, 1, OPT_PASSWORD_STDIN, ctl_user_passwd, "NAME [--password-stdin]" },
+	{ "user", "delete", 1, 1, 0, ctl_user_delete, "NAME" },
+	{ "session", "list", 0, 1, 0, ctl_session_list, "[USER]" },
+	{ "session", "revoke", 0, 1, OPT_USER | OPT_ALL, ctl_session_revoke, "ID | --user USER | --all" },
+	{ "gen", "list", 0, 0, OPT_ALL | OPT_LIMIT, ctl_gen_list, "[--all] [--limit N]" },
+	{ "gen", "stop", 1, 1, 0, ctl_gen_stop, "ID" },
+	{ "events", "prune", 0, 0, OPT_OLDER_THAN | OPT_KEEP, ctl_events_prune,
+	  "--older-than DURATION [--keep N]" },
+	{ "stats", NULL, 0, 0, 0, ctl_stats, "" },
+	{ "check", NULL, 0, 0, 0, ctl_check, "" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* the options that may follow a command, with whether they take a value */
+static const struct {
+	const char *name;
+	enum ctl_opt bit;
+	int has_value;
+} options[] = {
+	{ "--status", OPT_STATUS, 0 },
+	{ "--password-stdin", OPT_PASSWORD_STDIN, 0 },
+	{ "--all", OPT_ALL, 0 },
+	{ "--user", OPT_USER, 1 },
+	{ "--older-than", OPT_OLDER_THAN, 1 },
+	{ "--keep", OPT_KEEP, 1 },
+	{ "--limit", OPT_LIMIT, 1 },
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mjsctl [-c CONFIG] [--json] COMMAND [ARGS]\n"
-		"commands:\n"
-		"  migrate [--status]          apply pending SQL migrations, or list them\n"
-		"  user add NAME [--password-stdin]\n"
-		"                              create a user; the password is read from stdin\n"
-		"  check                       check the config and the database\n");
-}
-
-static PGconn *connect_or_die(const struct config *cfg)
-{
-	PGconn *db = db_connect(cfg->database);
-
-	if (!db) {
-		fprintf(stderr, "mjsctl: cannot connect to the database (database = %s)\n", cfg->database);
-		exit(EXIT_NODB);
+	fprintf(f, "usage: mjsctl [-c CONFIG] [--json] COMMAND [ARGS]\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		char words[64];
+		snprintf(words, sizeof(words), "%s%s%s", commands[i].group, commands[i].sub ? " " : "",
+			 commands[i].sub ? commands[i].sub : "");
+		fprintf(f, "  %-15s %s\n", words, commands[i].args_help);
 	}
-	return db;
+	fprintf(f, "exit status: 0 ok, 1 failed, 2 usage, 3 database unreachable; see mjsctl(8)\n");
 }
 
-static const char *const SQL_MIGRATIONS_TABLE[] = {
-	"CREATE SCHEMA IF NOT EXISTS mjs",
-	"CREATE TABLE IF NOT EXISTS mjs.schema_migrations ("
-	" version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-	" applied_at timestamptz NOT NULL DEFAULT now())",
-	"COMMENT ON TABLE mjs.schema_migrations IS 'Migrations applied by mjsctl migrate, one row each, "
-	"written in the transaction that applied it.'",
-};
-
-/* Returns the applied versions' checksums, or NULL (logged). */
-static PGresult *applied_migrations(PGconn *db)
+static int parse_count(const char *opt, const char *value, long long min, long long *out)
 {
-	return db_exec(db, "SELECT version, checksum, name, applied_at "
-			   "FROM mjs.schema_migrations ORDER BY version", 0, NULL);
-}
+	char *end;
+	long long v;
 
-static const char *applied_checksum(PGresult *res, int version)
-{
-	for (int i = 0; i < PQntuples(res); i++)
-		if (atoi(PQgetvalue(res, i, 0)) == version)
-			return PQgetvalue(res, i, 1);
-	return NULL;
-}
-
-static int checksum_of(PGconn *db, const char *sql, char *out)
-{
-	const char *params[1] = { sql };
-	PGresult *res = db_exec(db, "SELECT md5($1)", 1, params);
-
-	if (!res)
+	errno = 0;
+	v = strtoll(value, &end, 10);
+	if (errno || end == value || *end || v < min || v > 1000000000LL) {
+		ctl_err("bad %s \"%.64s\": expected a whole number of at least %lld", opt, value, min);
 		return -1;
-	snprintf(out, 33, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
+	}
+	*out = v;
 	return 0;
 }
 
-static int cmd_migrate(PGconn *db, int status_only)
+/* Takes the option at argv[*i] (and its value); returns 0 or -1 (said). */
+static int take_option(struct ctl *c, int argc, char **argv, int *i)
 {
-	PGresult *applied = NULL;
-	int rc = EXIT_FAIL, ran = 0, max_known = 0;
+	const char *arg = argv[*i], *eq = strchr(arg, '='), *value = NULL;
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
 
-	if (db_command(db, "SELECT pg_advisory_lock(hashtext('mjs.migrate'))", 0, NULL) < 0)
-		return EXIT_FAIL;
-	for (size_t i = 0; !status_only && i < sizeof(SQL_MIGRATIONS_TABLE) / sizeof(SQL_MIGRATIONS_TABLE[0]); i++)
-		if (db_command(db, SQL_MIGRATIONS_TABLE[i], 0, NULL) < 0)
-			goto out;
-	if (status_only) {
-		PGresult *t = db_exec(db, "SELECT to_regclass('mjs.schema_migrations') IS NOT NULL", 0, NULL);
-		int exists = t && PQgetvalue(t, 0, 0)[0] == 't';
-		PQclear(t);
-		if (!exists) {
-			for (int i = 0; i < migrations_count; i++)
-				printf(json_output ? "{\"version\":%d,\"name\":\"%s\",\"state\":\"pending\"}\n"
-						   : "%03d %-24s pending\n", migrations[i].version, migrations[i].name);
-			rc = 0;
-			goto out;
-		}
+	if (!strcmp(arg, "--json")) {
+		c->json = 1;
+		return 0;
 	}
-	applied = applied_migrations(db);
-	if (!applied)
-		goto out;
-	for (int i = 0; i < migrations_count; i++) {
-		const struct migration *m = &migrations[i];
-		const char *have = applied_checksum(applied, m->version);
-		char sum[33];
-
-		if (m->version > max_known)
-			max_known = m->version;
-		if (checksum_of(db, m->sql, sum) < 0)
-			goto out;
-		if (have && strcmp(have, sum) != 0) {
-			fprintf(stderr, "mjsctl: migration %03d_%s was changed after it was applied; refusing\n",
-				m->version, m->name);
-			goto out;
-		}
-		if (status_only) {
-			printf(json_output ? "{\"version\":%d,\"name\":\"%s\",\"state\":\"%s\"}\n"
-					   : "%03d %-24s %s\n", m->version, m->name, have ? "applied" : "pending");
+	for (size_t k = 0; k < NOPTIONS; k++) {
+		if (strlen(options[k].name) != len || strncmp(options[k].name, arg, len))
 			continue;
-		}
-		if (have)
-			continue;
-		if (db_command(db, "BEGIN", 0, NULL) < 0)
-			goto out;
-		PGresult *r = PQexec(db, m->sql);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-			fprintf(stderr, "mjsctl: migration %03d_%s failed: %s", m->version, m->name,
-				PQerrorMessage(db));
-			PQclear(r);
-			db_command(db, "ROLLBACK", 0, NULL);
-			goto out;
-		}
-		PQclear(r);
-		{
-			char v[16];
-			const char *params[3] = { v, m->name, sum };
-			snprintf(v, sizeof(v), "%d", m->version);
-			if (db_command(db, "INSERT INTO mjs.schema_migrations (version, name, checksum) "
-					   "VALUES ($1, $2, $3)", 3, params) < 0 ||
-			    db_command(db, "COMMIT", 0, NULL) < 0) {
-				db_command(db, "ROLLBACK", 0, NULL);
-				goto out;
+		if (options[k].has_value) {
+			if (eq)
+				value = eq + 1;
+			else if (*i + 1 < argc)
+				value = argv[++*i];
+			else {
+				ctl_err("option %s needs a value", options[k].name);
+				return -1;
 			}
+		} else if (eq) {
+			ctl_err("option %s takes no value", options[k].name);
+			return -1;
 		}
-		printf("applied %03d_%s\n", m->version, m->name);
-		ran++;
-	}
-	for (int i = 0; i < PQntuples(applied); i++) {
-		if (atoi(PQgetvalue(applied, i, 0)) > max_known) {
-			fprintf(stderr, "mjsctl: the database has migration %s, newer than this mjsctl knows\n",
-				PQgetvalue(applied, i, 0));
-			goto out;
+		c->opts |= options[k].bit;
+		switch (options[k].bit) {
+		case OPT_USER: c->user = value; break;
+		case OPT_OLDER_THAN: c->older_than = value; break;
+		case OPT_KEEP: return parse_count("--keep", value, 0, &c->keep);
+		case OPT_LIMIT: return parse_count("--limit", value, 1, &c->limit);
+		default: break;
 		}
+		return 0;
 	}
-	if (!status_only && !ran)
-		printf("database is up to date\n");
-	rc = 0;
-out:
-	PQclear(applied);
-	db_command(db, "SELECT pg_advisory_unlock(hashtext('mjs.migrate'))", 0, NULL);
-	return rc;
+	ctl_err("unknown option \"%s\"", arg);
+	return -1;
 }
 
-static int read_password_stdin(char *out, size_t outlen)
+static const char *option_name(unsigned bit)
 {
-	size_t n;
-
-	if (isatty(STDIN_FILENO))
-		fprintf(stderr, "password: ");
-	if (!fgets(out, (int)outlen, stdin))
-		return -1;
-	n = strlen(out);
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-		out[--n] = '\0';
-	return 0;
+	for (size_t k = 0; k < NOPTIONS; k++)
+		if (options[k].bit == bit)
+			return options[k].name;
+	return "?";
 }
 
-#define USERNAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
-
-/* The rule of the users_username_format constraint, checked before asking for a password. */
-static int username_ok(const char *name)
+/* Finds the command named by words; says why on stderr when there is none. */
+static const struct command *find_command(const char *group, const char *sub)
 {
-	size_t n = strlen(name);
+	int group_known = 0;
 
-	if (n >= 3 && n <= 32 && strspn(name, USERNAME_CHARS) == n)
-		return 1;
-	fprintf(stderr, "mjsctl: a username is 3 to 32 letters, digits, '_', '.' or '-'\n");
-	return 0;
-}
-
-static int cmd_user_add(PGconn *db, const char *name)
-{
-	char password[PASSWORD_MAX + 2], hash[256];
-	const char *params[2] = { name, hash };
-	PGresult *res;
-	int rc = EXIT_FAIL;
-
-	if (read_password_stdin(password, sizeof(password)) < 0 || strlen(password) < PASSWORD_MIN ||
-	    strlen(password) > PASSWORD_MAX) {
-		fprintf(stderr, "mjsctl: the password (one line on stdin) must be %d to %d bytes\n",
-			PASSWORD_MIN, PASSWORD_MAX);
-		return EXIT_USAGE;
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(commands[i].group, group))
+			continue;
+		group_known = 1;
+		if (!commands[i].sub || (sub && !strcmp(commands[i].sub, sub)))
+			return &commands[i];
 	}
-	if (password_hash(password, hash, sizeof(hash)) < 0) {
-		fprintf(stderr, "mjsctl: password hashing failed\n");
-		goto out;
-	}
-	res = db_exec(db, "INSERT INTO mjs.users (username, password_hash) VALUES ($1, $2) "
-			  "ON CONFLICT ((lower(username))) DO NOTHING RETURNING id", 2, params);
-	if (!res)
-		goto out;
-	if (PQntuples(res) == 0) {
-		fprintf(stderr, "mjsctl: user %s already exists\n", name);
-	} else {
-		printf(json_output ? "{\"id\":\"%s\",\"username\":\"%s\"}\n" : "created user %2$s id=%1$s\n",
-		       PQgetvalue(res, 0, 0), name);
-		rc = 0;
-	}
-	PQclear(res);
-out:
-	explicit_bzero(password, sizeof(password));
-	return rc;
-}
-
-static int cmd_check(PGconn *db)
-{
-	int rc = cmd_migrate(db, 1);
-
-	if (rc == 0)
-		printf("database reachable\n");
-	return rc;
+	if (!group_known)
+		ctl_err("unknown command \"%s\"", group);
+	else if (sub)
+		ctl_err("unknown command \"%s %s\"", group, sub);
+	else
+		ctl_err("\"%s\" needs a subcommand", group);
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -241,83 +161,83 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
-		{ "status", no_argument, NULL, 's' },
-		{ "password-stdin", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config cfg;
+	struct ctl c = { 0 };
 	const char *path = getenv("MJS_CONFIG");
-	int must_exist = path != NULL, opt, status_only = 0, rc;
-	char err[512];
+	const struct command *cmd;
 	const char **args = NULL;
-	int nargs = 0;
-	PGconn *db;
+	int must_exist = path != NULL, opt, rc = EXIT_USAGE, nwords;
+	char err[512];
 
 	config_defaults(&cfg);
 	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; must_exist = 1; break;
-		case 'j': json_output = 1; break;
-		case 'h': usage(stdout); config_free(&cfg); return 0;
+		case 'j': c.json = 1; break;
+		case 'h': usage(stdout); config_free(&cfg); return EXIT_OK;
 		default: usage(stderr); config_free(&cfg); return EXIT_USAGE;
 		}
 	}
-	if (config_load(&cfg, path ? path : CONFIG_DEFAULT_PATH, must_exist, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mjsctl: %s\n", err);
+	if (!path)
+		path = CONFIG_DEFAULT_PATH;
+	if (config_load(&cfg, path, must_exist, err, sizeof(err)) < 0) {
+		ctl_err("%s", err);
 		config_free(&cfg);
 		return EXIT_USAGE;
 	}
+	c.cfg = &cfg;
+	c.config_path = (must_exist || access(path, F_OK) == 0) ? path : NULL;
 	log_set_level(LOG_ERROR);
 	argc -= optind;
 	argv += optind;
-	if (argc < 1)
+	if (argc < 1) {
+		ctl_err("no command given");
 		goto usage;
+	}
+	cmd = find_command(argv[0], argc > 1 && argv[1][0] != '-' ? argv[1] : NULL);
+	if (!cmd)
+		goto usage;
+	nwords = cmd->sub ? 2 : 1;
 	args = calloc((size_t)argc, sizeof(*args));
 	if (!args) {
-		fprintf(stderr, "mjsctl: out of memory\n");
-		config_free(&cfg);
-		return EXIT_FAILURE;
+		ctl_err("out of memory");
+		rc = EXIT_FAIL;
+		goto out;
 	}
-	/* options after the command; every other word is a positional argument */
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--status")) {
-			status_only = 1;
-		} else if (!strcmp(argv[i], "--json")) {
-			json_output = 1;
-		} else if (!strcmp(argv[i], "--password-stdin")) {
-			/* the password always comes from stdin; accepted for scripts that say so */
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "mjsctl: unknown option \"%s\"\n", argv[i]);
-			goto usage;
+	/* options may come anywhere after the command; every other word is an argument */
+	for (int i = nwords; i < argc; i++) {
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			if (take_option(&c, argc, argv, &i) < 0)
+				goto usage;
 		} else {
-			args[nargs++] = argv[i];
+			args[c.nargs++] = argv[i];
 		}
 	}
-	if (!strcmp(argv[0], "migrate") && nargs == 0) {
-		db = connect_or_die(&cfg);
-		rc = cmd_migrate(db, status_only);
-	} else if (!strcmp(argv[0], "user") && nargs == 2 && !strcmp(args[0], "add")) {
-		if (!username_ok(args[1]))
+	for (unsigned bit = 1; bit <= OPT_LIMIT; bit <<= 1) {
+		if ((c.opts & bit) && !(cmd->opts & bit)) {
+			ctl_err("option %s does not apply to \"%s%s%s\"", option_name(bit), cmd->group,
+				cmd->sub ? " " : "", cmd->sub ? cmd->sub : "");
 			goto usage;
-		db = connect_or_die(&cfg);
-		rc = cmd_user_add(db, args[1]);
-	} else if (!strcmp(argv[0], "check") && nargs == 0) {
-		db = connect_or_die(&cfg);
-		rc = cmd_check(db);
-	} else {
-		if (strcmp(argv[0], "migrate") && strcmp(argv[0], "user") && strcmp(argv[0], "check"))
-			fprintf(stderr, "mjsctl: unknown command \"%s\"\n", argv[0]);
-		else
-			fprintf(stderr, "mjsctl: wrong arguments for \"%s\"\n", argv[0]);
+		}
+	}
+	if (c.nargs < cmd->min_args || c.nargs > cmd->max_args) {
+		ctl_err("\"%s%s%s\" takes %s%s", cmd->group, cmd->sub ? " " : "", cmd->sub ? cmd->sub : "",
+			cmd->args_help[0] ? "" : "no arguments", cmd->args_help);
 		goto usage;
 	}
-	PQfinish(db);
+	c.args = args;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = cmd->run(&c);
+	curl_global_cleanup();
+	goto out;
+usage:
+	usage(stderr);
+	rc = EXIT_USAGE;
+out:
+	PQfinish(c.db);
 	free(args);
 	config_free(&cfg);
 	return rc;
-usage:
-	usage(stderr);
-	free(args);
-	config_free(&cfg);
-	return EXIT_USAGE;
 }

@@ -543,6 +543,86 @@ mjs_nginx_test() {
 	fi
 }
 
+# nginx -t on nginx/mjs-production.conf: placeholders rendered to paths in a
+# temporary directory, a self-signed certificate made with openssl for it.
+# Touches nothing outside that directory, which it removes.
+mjs_nginx_production_test() {
+	local tmp rc=0 out
+	tmp=$(mktemp -d /tmp/mjs-nginx-prod.XXXXXX) || return 1
+	mkdir -p "$tmp/sock" "$tmp/web" "$tmp/tmp" || rc=1
+	if [ $rc = 0 ] && ! out=$(openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mjs.test \
+		-keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>&1); then
+		printf '%s\n' "$out" >&2
+		mjs_warn "openssl could not make a test certificate"
+		rc=1
+	fi
+	if [ $rc = 0 ]; then
+		sed -e "s|@MJS_SERVER_NAME@|mjs.test|g" -e "s|@MJS_TLS_CERT@|$tmp/cert.pem|g" \
+			-e "s|@MJS_TLS_KEY@|$tmp/key.pem|g" -e "s|@MJS_SOCK_DIR@|$tmp/sock|g" \
+			-e "s|@MJS_WEB_ROOT@|$tmp/web|g" "$MJS_REPO/nginx/mjs-production.conf" >"$tmp/mjs.conf"
+		if grep -n '@[A-Z_]*@' "$tmp/mjs.conf" >&2; then
+			mjs_warn "nginx/mjs-production.conf has placeholders this test does not know"
+			rc=1
+		fi
+	fi
+	if [ $rc = 0 ]; then
+		cat >"$tmp/nginx.conf" <<-EOF
+		# Written by dev/lib.sh (mjs_nginx_production_test) around nginx/mjs-production.conf.
+		pid $tmp/nginx.pid;
+		error_log stderr warn;
+		events { worker_connections 1024; }
+		http {
+		    include /etc/nginx/mime.types;
+		    access_log off;
+		    client_body_temp_path $tmp/tmp/client_body;
+		    fastcgi_temp_path $tmp/tmp/fastcgi;
+		    proxy_temp_path $tmp/tmp/proxy;
+		    scgi_temp_path $tmp/tmp/scgi;
+		    uwsgi_temp_path $tmp/tmp/uwsgi;
+		    include $tmp/mjs.conf;
+		}
+		EOF
+		if ! out=$(nginx -t -q -p "$tmp/" -c "$tmp/nginx.conf" -e stderr 2>&1); then
+			printf '%s\n' "$out" >&2
+			mjs_warn "nginx -t failed for nginx/mjs-production.conf"
+			rc=1
+		elif [ -n "$out" ]; then
+			printf '%s\n' "$out" >&2	# warnings fail the check too
+			rc=1
+		fi
+	fi
+	rm -rf "$tmp"
+	[ $rc = 0 ] && echo "nginx -t: nginx/mjs-production.conf ok"
+	return $rc
+}
+
+# systemd-analyze verify of deploy/systemd/*.service, with ExecStart pointing
+# at the binaries of build directory $1 (verify wants them to exist). Returns 0
+# with a note when systemd-analyze is not installed.
+mjs_systemd_verify() {
+	local build=$1 tmp f rc=0 out
+	if ! command -v systemd-analyze >/dev/null; then
+		echo "systemd-analyze not installed: units not verified"
+		return 0
+	fi
+	tmp=$(mktemp -d /tmp/mjs-units.XXXXXX) || return 1
+	for f in "$MJS_REPO"/deploy/systemd/*.service; do
+		sed -e "s|/usr/local/sbin/|$build/|g" "$f" >"$tmp/${f##*/}" || rc=1
+	done
+	# a template is verified through an instance of it
+	[ -f "$tmp/mjs-api@.service" ] && cp "$tmp/mjs-api@.service" "$tmp/mjs-api@1.service"
+	if [ $rc = 0 ]; then
+		out=$(cd "$tmp" && systemd-analyze verify --man=no ./mjs-api@1.service ./mjs-worker.service 2>&1) || rc=1
+		if [ -n "$out" ]; then
+			printf '%s\n' "$out" >&2
+			rc=1
+		fi
+	fi
+	rm -rf "$tmp"
+	[ $rc = 0 ] && echo "systemd-analyze verify: deploy/systemd units ok"
+	return $rc
+}
+
 mjs_healthz_ok() {
 	[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$MJS_URL/api/healthz")" = 200 ]
 }

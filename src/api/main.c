@@ -3,7 +3,11 @@
  * the listening socket (libfcgi, FCGX_Accept_r); GET /api/events requests are
  * handed to the hub thread after authentication, so open streams never hold a
  * REST thread. SIGTERM/SIGINT: stop accepting, finish requests in flight, end
- * the open streams (browsers reconnect elsewhere), exit 0.
+ * the open streams (browsers reconnect elsewhere), exit 0. SIGHUP: re-read the
+ * config file and apply log_level (the one key that can change in a running
+ * process; the others need a restart). Every HEARTBEAT_S the main thread
+ * upserts this process's row in mjs.responders with its open stream count, for
+ * mjsctl stats and the mjs.open_streams view; the row is deleted on exit.
  */
 #include "config.h"
 #include "api/call.h"
@@ -24,7 +28,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define HEARTBEAT_S 5
 
 struct worker_arg {
 	struct app *app;
@@ -56,6 +63,65 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/* SIGHUP: the config file again; only log_level is applied. */
+static void reload_config(const char *path, int must_exist)
+{
+	struct config fresh;
+	char err[512];
+
+	config_defaults(&fresh);
+	if (config_load(&fresh, path, must_exist, err, sizeof(err)) < 0)
+		log_error("SIGHUP: config not reloaded: %s", err);
+	else if (log_set_level_name(fresh.log_level) < 0)
+		log_error("SIGHUP: config not reloaded: log_level must be debug, info, warn or error");
+	else
+		log_info("SIGHUP: reloaded log_level=%s (other keys apply on restart)", fresh.log_level);
+	config_free(&fresh);
+}
+
+struct heartbeat {
+	char name[128];
+	char host[64];
+	char pid[16];
+};
+
+static const char SQL_HEARTBEAT[] =
+	"INSERT INTO mjs.responders (name, host, pid, listen, streams) VALUES ($1, $2, $3, $4, $5) "
+	"ON CONFLICT (name) DO UPDATE SET listen = EXCLUDED.listen, streams = EXCLUDED.streams, "
+	"heartbeat_at = now()";
+static const char SQL_HEARTBEAT_GONE[] = "DELETE FROM mjs.responders WHERE name = $1";
+/* rows of responders that died long ago; a live one rewrites its row every HEARTBEAT_S */
+static const char SQL_HEARTBEAT_SWEEP[] =
+	"DELETE FROM mjs.responders WHERE heartbeat_at < now() - interval '1 hour'";
+
+static void heartbeat_init(struct heartbeat *hb)
+{
+	if (gethostname(hb->host, sizeof(hb->host)) < 0)
+		snprintf(hb->host, sizeof(hb->host), "localhost");
+	hb->host[sizeof(hb->host) - 1] = '\0';
+	snprintf(hb->pid, sizeof(hb->pid), "%d", (int)getpid());
+	snprintf(hb->name, sizeof(hb->name), "%s:%s", hb->host, hb->pid);
+}
+
+/* One heartbeat (or, with gone, the row's removal). Failures are logged by db_exec. */
+static void heartbeat_write(struct app *app, const struct heartbeat *hb, int gone, int sweep)
+{
+	char streams[16];
+	const char *params[5] = { hb->name, hb->host, hb->pid, app->cfg->listen, streams };
+	PGconn *db = db_pool_get(app->pool, 1000);
+
+	if (!db)
+		return;
+	snprintf(streams, sizeof(streams), "%d", hub_stream_count(app->hub));
+	if (sweep)
+		db_command(db, SQL_HEARTBEAT_SWEEP, 0, NULL);
+	if (gone)
+		db_command(db, SQL_HEARTBEAT_GONE, 1, params);
+	else
+		db_command(db, SQL_HEARTBEAT, 5, params);
+	db_pool_put(app->pool, db);
 }
 
 static void usage(FILE *f)
@@ -97,6 +163,7 @@ int main(int argc, char **argv)
 	char err[512];
 	pthread_t *threads = NULL;
 	struct worker_arg wa;
+	struct heartbeat hb;
 	sigset_t sigs;
 
 	config_defaults(&cfg);
@@ -161,11 +228,19 @@ int main(int argc, char **argv)
 	}
 	log_info("mjs-api started listen=%s threads=%d db_pool_size=%d pid=%d", cfg.listen, cfg.threads,
 		 cfg.db_pool_size, (int)getpid());
+	heartbeat_init(&hb);
+	heartbeat_write(&app, &hb, 0, 1);
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
+		struct timespec beat = { HEARTBEAT_S, 0 };
+
+		sig = sigtimedwait(&sigs, NULL, &beat);
+		if (sig < 0) {
+			if (errno == EAGAIN)
+				heartbeat_write(&app, &hb, 0, 0);
 			continue;
+		}
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload (restart to apply config changes)");
+			reload_config(path ? path : CONFIG_DEFAULT_PATH, must_exist);
 			continue;
 		}
 		break;
@@ -176,6 +251,7 @@ int main(int argc, char **argv)
 	shutdown(listen_fd, SHUT_RDWR);
 	for (int i = 0; i < cfg.threads; i++)
 		pthread_join(threads[i], NULL);
+	heartbeat_write(&app, &hb, 1, 0);
 	rc = 0;
 out:
 	hub_stop(app.hub);

@@ -6,7 +6,8 @@
  * second stay flat however many tokens arrive.
  * SIGTERM/SIGINT: stop claiming, let running replies finish for shutdown_grace,
  * then flush what arrived and hand the rest back (another worker resumes them
- * per the recovery rule). SIGHUP: logged, no reload.
+ * per the recovery rule). SIGHUP: re-read the config file and apply log_level
+ * (other keys need a restart).
  */
 #include "config.h"
 #include "common/config.h"
@@ -47,7 +48,25 @@ struct worker {
 	int running;		/* gens in the list */
 	int want_claim;
 	int64_t next_claim, next_flush, next_renew, db_retry_at;
+	const char *config_path;	/* re-read on SIGHUP */
+	int config_must_exist;
 };
+
+/* SIGHUP: the config file again; only log_level is applied. */
+static void reload_config(const char *path, int must_exist)
+{
+	struct config fresh;
+	char err[512];
+
+	config_defaults(&fresh);
+	if (config_load(&fresh, path, must_exist, err, sizeof(err)) < 0)
+		log_error("SIGHUP: config not reloaded: %s", err);
+	else if (log_set_level_name(fresh.log_level) < 0)
+		log_error("SIGHUP: config not reloaded: log_level must be debug, info, warn or error");
+	else
+		log_info("SIGHUP: reloaded log_level=%s (other keys apply on restart)", fresh.log_level);
+	config_free(&fresh);
+}
 
 static void gen_free(struct gen *g)
 {
@@ -273,7 +292,7 @@ static void run(struct worker *w)
 		}
 		if (hup_signal) {
 			hup_signal = 0;
-			log_info("SIGHUP: nothing to reload (restart to apply config changes)");
+			reload_config(w->config_path, w->config_must_exist);
 		}
 		if (stop_signal) {
 			if (!deadline) {
@@ -344,6 +363,8 @@ int main(int argc, char **argv)
 
 	memset(&w, 0, sizeof(w));
 	w.cfg = &cfg;
+	w.config_path = path ? path : CONFIG_DEFAULT_PATH;
+	w.config_must_exist = must_exist;
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';

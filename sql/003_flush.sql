@@ -1,7 +1,20 @@
--- 003_flush: the worker's per-tick flush, set-based. mjs.flush_generations() of
--- 002 worked row by row in PL/pgSQL (~0.1 ms per generation per flush, plus the
--- text it read whole several times); this one runs a few statements for the
--- whole batch, whatever its size (docs/BENCHMARKS.md, "What limits it").
+-- 003_flush: the worker's per-tick flush, made cheap and flat.
+--
+-- 002's mjs.flush_generations() worked row by row in PL/pgSQL (~0.1 ms per
+-- generation per flush) and rewrote the whole growing messages.content on every
+-- flush (a TOAST rewrite: a reply's cost per flush grew with its length, its
+-- total cost quadratically; docs/BENCHMARKS.md, "What limits it"). Here:
+--
+-- - Streaming text goes to append-only rows, mjs.message_chunks, one per flush
+--   and message; messages.content is rewritten once, when the message reaches a
+--   final status (completed, stopped, failed), in the same transaction that
+--   deletes its chunks. Chunks exist only while a message is `streaming`.
+--   Every reader sees content || chunks through mjs.message_text() (used by
+--   mjs.message_json(), so by GET messages and by every event) and the length
+--   through mjs.message_chars() (the claim's recovery rule, the flush's offset
+--   check).
+-- - The flush is set-based: a few statements for the whole batch, whatever its
+--   size. mjs.messages and mjs.generations are written only when a status moves.
 --
 -- Same contract as 002: p is a JSON array of
 -- {"id", "offset", "text", "status", "error", "tokens"}; returns the ids whose
@@ -9,11 +22,79 @@
 -- - users are locked in id order before any other row (so no deadlock with REST
 --   writes, which lock their user first, nor with another worker's flush);
 -- - text is appended only when the content is still offset characters long, so a
---   flush re-sent after a lost commit never doubles text;
+--   flush re-sent after a lost commit never doubles text; and only to a message
+--   that is not final yet;
 -- - statuses only move forward: created, pending, streaming, then a final one;
 -- - events per message in this order: message.updated (pending),
 --   message.updated (streaming), message.delta, message.updated (final), each
 --   with the user's next seq and one pg_notify in the format of mjs.emit().
+
+CREATE TABLE mjs.message_chunks (
+    message_id uuid NOT NULL,
+    "offset"   integer NOT NULL,
+    text       text NOT NULL,
+    PRIMARY KEY (message_id, "offset")
+);
+COMMENT ON TABLE mjs.message_chunks IS 'Text of a streaming message not yet folded into messages.content, one row per worker flush. Read it through mjs.message_text().';
+COMMENT ON COLUMN mjs.message_chunks."offset" IS 'Characters of the message before this chunk (the offset of its message.delta event).';
+
+-- No foreign key: its check would lock the message row on every chunk insert.
+-- Chunks go with their message through this trigger instead (deletes of
+-- messages, conversations and users all reach it).
+CREATE FUNCTION mjs.message_chunks_gone() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM mjs.message_chunks c USING gone WHERE c.message_id = gone.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messages_chunks_gone AFTER DELETE ON mjs.messages
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION mjs.message_chunks_gone();
+COMMENT ON FUNCTION mjs.message_chunks_gone() IS 'Deletes the chunks of deleted messages.';
+
+CREATE FUNCTION mjs.message_text(m mjs.messages) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN m.status = 'streaming'
+              THEN m.content || coalesce((SELECT string_agg(c.text, '' ORDER BY c."offset")
+                                          FROM mjs.message_chunks c WHERE c.message_id = m.id), '')
+              ELSE m.content END
+$$;
+COMMENT ON FUNCTION mjs.message_text(mjs.messages) IS 'A message''s text: content plus the chunks of a streaming message.';
+
+CREATE FUNCTION mjs.message_chars(m mjs.messages) RETURNS integer
+LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN m.status = 'streaming'
+              THEN coalesce((SELECT c."offset" + char_length(c.text) FROM mjs.message_chunks c
+                             WHERE c.message_id = m.id ORDER BY c."offset" DESC LIMIT 1),
+                            char_length(m.content))
+              ELSE char_length(m.content) END
+$$;
+COMMENT ON FUNCTION mjs.message_chars(mjs.messages) IS 'Length in characters of mjs.message_text(m), from the last chunk when there is one.';
+
+CREATE OR REPLACE FUNCTION mjs.message_json(m mjs.messages) RETURNS json
+LANGUAGE sql STABLE AS $$
+  SELECT row_to_json(r) FROM (SELECT m.id, m.conversation_id, m.role, mjs.message_text(m) AS content,
+      m.status, m.error, m.model, mjs.rfc3339(m.created_at) AS created_at,
+      mjs.rfc3339(m.updated_at) AS updated_at) r
+$$;
+
+-- As in 002, with the length of content plus chunks for the recovery rule.
+CREATE OR REPLACE FUNCTION mjs.claim_generations(p_worker text, p_limit integer, p_lease interval)
+RETURNS TABLE (message_id uuid, user_id uuid, conversation_id uuid, model text, attempts integer,
+               status text, content_chars integer, stop_requested boolean, recovered boolean)
+LANGUAGE sql AS $$
+  WITH c AS (
+      SELECT g.message_id, g.state = 'running' AS recovered FROM mjs.generations g
+      WHERE g.state = 'queued' OR (g.state = 'running' AND g.lease_until < now())
+      ORDER BY g.created_at LIMIT p_limit FOR UPDATE SKIP LOCKED),
+  u AS (
+      UPDATE mjs.generations g SET state = 'running', worker = p_worker, lease_until = now() + p_lease,
+             attempts = g.attempts + 1, started_at = coalesce(g.started_at, now())
+      FROM c WHERE g.message_id = c.message_id RETURNING g.*, c.recovered)
+  SELECT u.message_id, u.user_id, m.conversation_id, u.model, u.attempts, m.status,
+         mjs.message_chars(m), u.stop_requested, u.recovered
+  FROM u JOIN mjs.messages m ON m.id = u.message_id
+$$;
 
 -- One generation of a flush, as planned after the users are locked.
 CREATE TYPE mjs.flush_item AS (
@@ -47,13 +128,14 @@ BEGIN
     -- 2. The plan, read after the locks: no writer of these messages can run now.
     WITH x AS (
         SELECT x.id, x."offset", x.text, x.status, x.error, x.tokens, m.user_id, m.conversation_id,
-               m.status AS old_status, char_length(m.content) AS old_chars
+               m.status AS old_status, mjs.message_chars(m) AS old_chars
         FROM json_to_recordset(p) AS x(id uuid, "offset" integer, text text, status text, error text,
                                        tokens integer)
         LEFT JOIN mjs.messages m ON m.id = x.id),
     s1 AS (
         SELECT x.*, x.status = 'pending' AND x.old_status = 'created' AS do_pending,
-               coalesce(x.text, '') <> '' AND x.old_chars = x."offset" AS do_text
+               coalesce(x.text, '') <> '' AND x.old_chars = x."offset"
+                   AND x.old_status IN ('created', 'pending', 'streaming') AS do_text
         FROM x),
     s2 AS (
         SELECT s1.*, CASE WHEN do_pending THEN 'pending' ELSE old_status END AS st1 FROM s1),
@@ -77,16 +159,25 @@ BEGIN
 
     RETURN QUERY SELECT i.id FROM unnest(b) i WHERE i.user_id IS NULL;
 
-    -- 3. The messages: text and status, one statement.
+    -- 3. The text: one chunk per message, never a rewrite of the content.
+    INSERT INTO mjs.message_chunks (message_id, "offset", text)
+        SELECT i.id, i.old_chars, i.text FROM unnest(b) i WHERE i.text IS NOT NULL;
+
+    -- 4. Status moves; a final one folds the chunks into the content, once.
     UPDATE mjs.messages m
-        SET content = CASE WHEN i.text IS NULL THEN m.content ELSE m.content || i.text END,
-            status = i.new_status,
+        SET status = i.new_status,
+            content = CASE WHEN f.text IS NULL THEN m.content ELSE m.content || f.text END,
             error = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN i.error ELSE m.error END,
             updated_at = t
         FROM unnest(b) i
-        WHERE m.id = i.id AND i.user_id IS NOT NULL AND (i.text IS NOT NULL OR i.new_status <> i.old_status);
+        LEFT JOIN LATERAL (
+            SELECT string_agg(c.text, '' ORDER BY c."offset") AS text FROM mjs.message_chunks c
+            WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed')) f ON true
+        WHERE m.id = i.id AND i.user_id IS NOT NULL AND i.new_status <> i.old_status;
+    DELETE FROM mjs.message_chunks c USING unnest(b) i
+        WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed');
 
-    -- 4. The jobs: only when something about them changed.
+    -- 5. The jobs: only when something about them changed.
     UPDATE mjs.generations g
         SET tokens = coalesce(i.tokens, g.tokens), last_flush_at = t,
             first_token_at = CASE WHEN i.streaming_json IS NOT NULL THEN t ELSE g.first_token_at END,
@@ -96,7 +187,7 @@ BEGIN
         WHERE g.message_id = i.id AND i.user_id IS NOT NULL
           AND (i.new_status <> i.old_status OR i.new_status IN ('completed', 'stopped', 'failed'));
 
-    -- 5. The events: numbered per user after its event_seq, stored, notified in seq order.
+    -- 6. The events: numbered per user after its event_seq, stored, notified in seq order.
     WITH ev AS (
         SELECT i.user_id, i.id, k.ord, k.type, k.data
         FROM unnest(b) i

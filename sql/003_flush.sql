@@ -115,9 +115,10 @@ COMMENT ON TYPE mjs.flush_item IS 'Internal to mjs.flush_generations(): one job 
 CREATE OR REPLACE FUNCTION mjs.flush_generations(p json) RETURNS SETOF uuid
 LANGUAGE plpgsql AS $$
 DECLARE
-    b  mjs.flush_item[];
-    t  timestamptz := now();
-    n  bigint;
+    b      mjs.flush_item[];
+    moved  mjs.flush_item[];
+    t      timestamptz := now();
+    n      bigint;
 BEGIN
     -- 1. Every user of the batch, in id order (ORDER BY runs before the locking).
     PERFORM 1 FROM mjs.users u
@@ -128,10 +129,16 @@ BEGIN
     -- 2. The plan, read after the locks: no writer of these messages can run now.
     WITH x AS (
         SELECT x.id, x."offset", x.text, x.status, x.error, x.tokens, m.user_id, m.conversation_id,
-               m.status AS old_status, mjs.message_chars(m) AS old_chars
+               m.status AS old_status,
+               -- mjs.message_chars(m), inlined: as a function it runs once per row
+               CASE WHEN m.status = 'streaming' THEN coalesce(lc.chars, char_length(m.content))
+                    ELSE char_length(m.content) END AS old_chars
         FROM json_to_recordset(p) AS x(id uuid, "offset" integer, text text, status text, error text,
                                        tokens integer)
-        LEFT JOIN mjs.messages m ON m.id = x.id),
+        LEFT JOIN mjs.messages m ON m.id = x.id
+        LEFT JOIN LATERAL (
+            SELECT c."offset" + char_length(c.text) AS chars FROM mjs.message_chunks c
+            WHERE c.message_id = x.id ORDER BY c."offset" DESC LIMIT 1) lc ON true),
     s1 AS (
         SELECT x.*, x.status = 'pending' AND x.old_status = 'created' AS do_pending,
                coalesce(x.text, '') <> '' AND x.old_chars = x."offset"
@@ -163,31 +170,36 @@ BEGIN
     INSERT INTO mjs.message_chunks (message_id, "offset", text)
         SELECT i.id, i.old_chars, i.text FROM unnest(b) i WHERE i.text IS NOT NULL;
 
-    -- 4. Status moves; a final one folds the chunks into the content, once.
-    UPDATE mjs.messages m
-        SET status = i.new_status,
-            content = CASE WHEN f.text IS NULL THEN m.content ELSE m.content || f.text END,
-            error = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN i.error ELSE m.error END,
-            updated_at = t
-        FROM unnest(b) i
-        LEFT JOIN LATERAL (
-            SELECT string_agg(c.text, '' ORDER BY c."offset") AS text FROM mjs.message_chunks c
-            WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed')) f ON true
-        WHERE m.id = i.id AND i.user_id IS NOT NULL AND i.new_status <> i.old_status;
-    DELETE FROM mjs.message_chunks c USING unnest(b) i
-        WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed');
-
-    -- 5. The jobs: only when something about them changed.
-    UPDATE mjs.generations g
-        SET tokens = coalesce(i.tokens, g.tokens), last_flush_at = t,
-            first_token_at = CASE WHEN i.streaming_json IS NOT NULL THEN t ELSE g.first_token_at END,
-            state = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN 'done' ELSE g.state END,
-            finished_at = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN t END
-        FROM unnest(b) i
-        WHERE g.message_id = i.id AND i.user_id IS NOT NULL
+    -- 4. Status moves (a few per reply, so most flushes skip this): a final status
+    -- folds the chunks into the content, once, and ends the job.
+    SELECT coalesce(array_agg(i ORDER BY i.user_id, i.id), '{}') INTO moved FROM unnest(b) i
+        WHERE i.user_id IS NOT NULL
           AND (i.new_status <> i.old_status OR i.new_status IN ('completed', 'stopped', 'failed'));
+    IF cardinality(moved) > 0 THEN
+        UPDATE mjs.messages m
+            SET status = i.new_status,
+                content = CASE WHEN f.text IS NULL THEN m.content ELSE m.content || f.text END,
+                error = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN i.error
+                             ELSE m.error END,
+                updated_at = t
+            FROM unnest(moved) i
+            LEFT JOIN LATERAL (
+                SELECT string_agg(c.text, '' ORDER BY c."offset") AS text FROM mjs.message_chunks c
+                WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed')) f ON true
+            WHERE m.id = i.id AND i.new_status <> i.old_status;
+        DELETE FROM mjs.message_chunks c
+            WHERE c.message_id = ANY (ARRAY(SELECT i.id FROM unnest(moved) i
+                                            WHERE i.new_status IN ('completed', 'stopped', 'failed')));
+        UPDATE mjs.generations g
+            SET tokens = coalesce(i.tokens, g.tokens), last_flush_at = t,
+                first_token_at = CASE WHEN i.streaming_json IS NOT NULL THEN t ELSE g.first_token_at END,
+                state = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN 'done' ELSE g.state END,
+                finished_at = CASE WHEN i.new_status IN ('completed', 'stopped', 'failed') THEN t END
+            FROM unnest(moved) i
+            WHERE g.message_id = i.id;
+    END IF;
 
-    -- 6. The events: numbered per user after its event_seq, stored, notified in seq order.
+    -- 5. The events: numbered per user after its event_seq, stored, notified in seq order.
     WITH ev AS (
         SELECT i.user_id, i.id, k.ord, k.type, k.data
         FROM unnest(b) i

@@ -3,7 +3,10 @@
  * curl multi pumps every upstream stream; the LISTEN connection (mjs_work,
  * mjs_stop) wakes it; every flush_interval the text and status changes of all
  * running generations go to PostgreSQL in one transaction, so commits per
- * second stay flat however many tokens arrive.
+ * second stay flat however many tokens arrive. The flush is sent without
+ * waiting: the loop keeps reading the upstreams while PostgreSQL commits, and
+ * takes the answer when the database socket turns readable. While a flush is in
+ * flight the connection runs nothing else (claims and renewals wait for it).
  * SIGTERM/SIGINT: stop claiming, let running replies finish for shutdown_grace,
  * then flush what arrived and hand the rest back (another worker resumes them
  * per the recovery rule). SIGHUP: logged, no reload.
@@ -42,6 +45,7 @@ struct worker {
 	struct gen *gens;
 	int running;		/* gens in the list */
 	int want_claim;
+	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at;
 };
 
@@ -68,6 +72,9 @@ static void log_end(struct gen *g, const char *status)
 static void db_lost(struct worker *w)
 {
 	log_warn("worker lost its database connection; reconnecting");
+	if (w->flushing)
+		jobs_flush_forget(w->gens);	/* not known to be written: send it again */
+	w->flushing = 0;
 	PQfinish(w->db);
 	w->db = NULL;
 	w->db_retry_at = util_now_ms() + DB_RETRY_MS;
@@ -177,22 +184,11 @@ static void check_gens(struct worker *w, int64_t now)
 	}
 }
 
-static void flush(struct worker *w, int64_t now)
+/* Finished gens leave the list once their final status is written. */
+static void drop_finished(struct worker *w)
 {
 	struct gen **pp;
-	int any = 0;
 
-	for (struct gen *g = w->gens; g && !any; g = g->next)
-		any = g->dirty;
-	w->next_flush = now + w->cfg->flush_interval_ms;
-	if (!any || !w->db)
-		return;
-	if (jobs_flush(w->db, w->gens) < 0) {
-		if (PQstatus(w->db) != CONNECTION_OK)
-			db_lost(w);
-		return;
-	}
-	/* finished gens leave the list once their final status is written */
 	for (pp = &w->gens; *pp;) {
 		struct gen *g = *pp;
 		if (g->final && !g->dirty) {
@@ -208,11 +204,46 @@ static void flush(struct worker *w, int64_t now)
 	}
 }
 
+/* Sends the tick's flush; the next one is due flush_interval after this one started. */
+static void flush_start(struct worker *w, int64_t now)
+{
+	int rc;
+
+	if (w->flushing)
+		return;		/* the next flush goes out when this one is answered */
+	w->next_flush = now + w->cfg->flush_interval_ms;
+	rc = jobs_flush_start(w->db, w->gens);
+	if (rc > 0)
+		w->flushing = 1;
+	else if (rc == 0)
+		drop_finished(w);
+	else if (PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+}
+
+/* Takes the flush's answer once it has arrived (after PQconsumeInput). */
+static void flush_collect(struct worker *w)
+{
+	int rc;
+
+	if (!w->flushing)
+		return;
+	rc = jobs_flush_finish(w->db, w->gens, 0);
+	if (rc == 0)
+		return;
+	w->flushing = 0;
+	if (rc > 0)
+		drop_finished(w);
+	else if (PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+}
+
 static int next_timeout(struct worker *w, int64_t now)
 {
 	int64_t t = w->next_claim;
 
-	for (struct gen *g = w->gens; g; g = g->next) {
+	/* while a flush is in flight its answer on the database socket wakes the loop */
+	for (struct gen *g = w->gens; g && !w->flushing; g = g->next) {
 		if (g->dirty) {
 			if (w->next_flush < t)
 				t = w->next_flush;
@@ -243,18 +274,20 @@ static void run(struct worker *w)
 		curl_multi_perform(w->multi, &still);
 		collect_done(w);
 		handle_notifications(w);
+		if (w->db)
+			flush_collect(w);
 		now = util_now_ms();
 		check_gens(w, now);
-		if (w->db && now >= w->next_flush)
-			flush(w, now);
-		if (w->db && !stop_signal && (w->want_claim || now >= w->next_claim))
+		if (w->db && !w->flushing && !stop_signal && (w->want_claim || now >= w->next_claim))
 			claim(w);
-		if (w->db && now >= w->next_renew) {
+		if (w->db && !w->flushing && now >= w->next_renew) {
 			w->next_renew = now + w->cfg->lease_time_ms / 3;
 			if (w->gens && jobs_renew(w->db, w->cfg, w->name, w->gens) < 0 &&
 			    PQstatus(w->db) != CONNECTION_OK)
 				db_lost(w);
 		}
+		if (w->db && now >= w->next_flush)
+			flush_start(w, now);
 		if (stop_signal) {
 			if (!deadline) {
 				deadline = now + w->cfg->shutdown_grace_ms;
@@ -268,6 +301,9 @@ static void run(struct worker *w)
 		}
 	}
 	/* out of time: write what arrived, give the jobs back for another worker */
+	if (w->flushing && jobs_flush_finish(w->db, w->gens, 1) < 0 && PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+	w->flushing = 0;
 	for (struct gen *g = w->gens; g; g = g->next) {
 		chat_abort(w->multi, g);
 		chat_take_text(g);

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,13 @@
 
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
+/*
+ * Upstream data is read at most this often, and right before every flush: one
+ * wake-up per packet costs a walk over every transfer (curl_multi_poll and
+ * curl_multi_perform) thousands of times a second, and a token read earlier
+ * than the next flush reaches no tab sooner.
+ */
+#define READ_BATCH_MS 10
 
 static volatile sig_atomic_t stop_signal;
 
@@ -46,7 +54,7 @@ struct worker {
 	int running;		/* gens in the list */
 	int want_claim;
 	int flushing;		/* a flush is in flight on db */
-	int64_t next_claim, next_flush, next_renew, db_retry_at;
+	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
 };
 
 static void gen_free(struct gen *g)
@@ -250,7 +258,7 @@ static int next_timeout(struct worker *w, int64_t now)
 			break;
 		}
 	}
-	if (w->want_claim)
+	if (w->want_claim && !w->flushing)
 		t = now;
 	t -= now;
 	return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
@@ -263,16 +271,28 @@ static void run(struct worker *w)
 	for (;;) {
 		int64_t now = util_now_ms();
 		struct curl_waitfd extra = { 0 };
-		int nextra = 0, still;
+		int nextra = 0, still, timeout;
+		int flush_due;
 
 		if (db_ensure(w) == 0) {
 			extra.fd = PQsocket(w->db);
 			extra.events = CURL_WAIT_POLLIN;
 			nextra = 1;
 		}
-		curl_multi_poll(w->multi, &extra, (unsigned)nextra, next_timeout(w, now), NULL);
-		curl_multi_perform(w->multi, &still);
-		collect_done(w);
+		timeout = next_timeout(w, now);
+		flush_due = w->db && !w->flushing && now >= w->next_flush;
+		if (flush_due || now - w->last_read >= READ_BATCH_MS) {
+			curl_multi_poll(w->multi, &extra, (unsigned)nextra, flush_due ? 0 : timeout, NULL);
+			curl_multi_perform(w->multi, &still);
+			collect_done(w);
+			w->last_read = util_now_ms();
+		} else {
+			/* between reads only the database (flush answers, notifications) wakes the loop */
+			struct pollfd pfd = { .fd = extra.fd, .events = POLLIN };
+			int wait = (int)(READ_BATCH_MS - (now - w->last_read));
+
+			poll(&pfd, (nfds_t)nextra, timeout < wait ? timeout : wait);
+		}
 		handle_notifications(w);
 		if (w->db)
 			flush_collect(w);

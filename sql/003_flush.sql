@@ -117,6 +117,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     b      mjs.flush_item[];
     moved  mjs.flush_item[];
+    final_ids  uuid[];
+    final_json json[];
     t      timestamptz := now();
     n      bigint;
 BEGIN
@@ -176,6 +178,7 @@ BEGIN
         WHERE i.user_id IS NOT NULL
           AND (i.new_status <> i.old_status OR i.new_status IN ('completed', 'stopped', 'failed'));
     IF cardinality(moved) > 0 THEN
+        WITH u AS (
         UPDATE mjs.messages m
             SET status = i.new_status,
                 content = CASE WHEN f.text IS NULL THEN m.content ELSE m.content || f.text END,
@@ -186,7 +189,11 @@ BEGIN
             LEFT JOIN LATERAL (
                 SELECT string_agg(c.text, '' ORDER BY c."offset") AS text FROM mjs.message_chunks c
                 WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed')) f ON true
-            WHERE m.id = i.id AND i.new_status <> i.old_status;
+            WHERE m.id = i.id AND i.new_status <> i.old_status
+            RETURNING m.id, CASE WHEN m.status IN ('completed', 'stopped', 'failed')
+                                 THEN mjs.message_json(m) END AS data)
+        SELECT array_agg(u.id), array_agg(u.data) INTO final_ids, final_json FROM u
+            WHERE u.data IS NOT NULL;
         DELETE FROM mjs.message_chunks c
             WHERE c.message_id = ANY (ARRAY(SELECT i.id FROM unnest(moved) i
                                             WHERE i.new_status IN ('completed', 'stopped', 'failed')));
@@ -211,7 +218,7 @@ BEGIN
                                                     i.old_chars AS "offset", i.text AS text) d) END),
             (4, 'message.updated', CASE WHEN i.new_status <> i.old_status
                                          AND i.new_status IN ('completed', 'stopped', 'failed') THEN
-                (SELECT mjs.message_json(m) FROM mjs.messages m WHERE m.id = i.id) END)
+                final_json[array_position(final_ids, i.id)] END)
         ) AS k(ord, type, data)
         WHERE i.user_id IS NOT NULL AND k.data IS NOT NULL),
     per_user AS (
@@ -235,4 +242,7 @@ BEGIN
         INTO n FROM ordered;
 END
 $$;
+-- Its statements are short; JIT compiling them (the fold's cost estimate can pass
+-- jit_above_cost) costs more than running them.
+ALTER FUNCTION mjs.flush_generations(json) SET jit = off;
 COMMENT ON FUNCTION mjs.flush_generations(json) IS 'Worker side: one transaction per tick carrying every job with new text or a new status; set-based (003).';

@@ -295,6 +295,7 @@ struct writer {
 struct load {
 	struct opts o;
 	struct writer w;
+	struct hist second;		/* every measured stamp of the last second (-v progress) */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int ep;
@@ -698,6 +699,8 @@ static void measure_stamps(struct load *L, struct hist *h, const char *data, siz
 			continue;
 		}
 		hist_add(h, (arrival_ns - stamp) / 1000);
+		if (L->o.verbose)
+			hist_add(&L->second, (arrival_ns - stamp) / 1000);
 		p += 2 + STAMP_DIGITS;
 	}
 }
@@ -1467,9 +1470,13 @@ static void run(struct load *L)
 		writer_tick(L, now);
 		if (L->o.verbose && now >= next_progress) {
 			fprintf(stderr, "sse_load: t=%.0fs streaming=%d connecting=%d queued=%d events=%" PRIu64
-				" (+%" PRIu64 "/s) lost=%" PRIu64 " failed=%" PRIu64 " closed_early=%" PRIu64 "\n",
+				" (+%" PRIu64 "/s) lost=%" PRIu64 " failed=%" PRIu64 " closed_early=%" PRIu64
+				" latency_p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
 				(double)(now - L->start_ns) / NS_PER_S, L->streaming, L->connecting, L->qlen,
-				L->events, L->events - events_at_progress, L->lost, L->failed, L->closed_early);
+				L->events, L->events - events_at_progress, L->lost, L->failed, L->closed_early,
+				hist_quantile(&L->second, 0.5) / 1000.0, hist_quantile(&L->second, 0.99) / 1000.0,
+				hist_quantile(&L->second, 1.0) / 1000.0);
+			memset(&L->second, 0, sizeof(L->second));
 			events_at_progress = L->events;
 			next_progress += NS_PER_S;
 		}

@@ -17,6 +17,7 @@
 void gen_set_status(struct gen *g, const char *status, const char *error)
 {
 	g->status = status;
+	g->status_version++;
 	if (error)
 		snprintf(g->error, sizeof(g->error), "%s", error);
 	g->final = !strcmp(status, "completed") || !strcmp(status, "stopped") || !strcmp(status, "failed");
@@ -54,10 +55,11 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
 	return g->parser.failed ? 0 : n;
 }
 
+/* The last messages before this one; mjs.message_text() adds the chunks of one still streaming. */
 static const char SQL_HISTORY[] =
 	"SELECT role, content FROM ("
-	"  SELECT m.role, m.content, m.created_at, m.id FROM mjs.messages m"
-	"  WHERE m.conversation_id = $1 AND m.id <> $2 AND m.content <> ''"
+	"  SELECT m.role, mjs.message_text(m) AS content, m.created_at, m.id FROM mjs.messages m"
+	"  WHERE m.conversation_id = $1 AND m.id <> $2 AND mjs.message_text(m) <> ''"
 	"    AND m.created_at < (SELECT created_at FROM mjs.messages WHERE id = $2)"
 	"  ORDER BY m.created_at DESC, m.id DESC LIMIT $3) h "
 	"ORDER BY created_at, id";

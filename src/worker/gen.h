@@ -3,7 +3,8 @@
  * upstream client (chat.c), the database side (jobs.c) and the loop (main.c).
  *
  * Life: claimed (jobs) -> request started (chat) -> text arrives into pending ->
- * every tick the dirty gens are flushed in one transaction (jobs_flush) -> a
+ * every tick the dirty gens are flushed in one transaction (jobs_flush_start,
+ * answered later by jobs_flush_finish; text keeps arriving meanwhile) -> a
  * final status is flushed -> the gen is freed.
  */
 #ifndef MJS_GEN_H
@@ -30,11 +31,18 @@ struct gen {
 	struct upstream_sse parser;
 	struct buf pending;		/* text not yet flushed */
 	const char *status;		/* status to write at the next flush, or NULL */
+	unsigned status_version;	/* bumped by every gen_set_status() */
 	const char *db_status;		/* status as last written */
 	char error[300];
 	int final;			/* status is completed, stopped or failed */
 	int dirty;			/* something to flush */
 	int stop;			/* a stop was requested */
+	/* what the flush in flight carries: the first flush_len bytes of pending, and
+	 * the status of version flush_version (flush_status, NULL for none) */
+	int in_flush;
+	size_t flush_len;
+	const char *flush_status;
+	unsigned flush_version;
 	int64_t start_ms, first_token_ms, last_data_ms;
 	long chunks;
 	struct gen *next;

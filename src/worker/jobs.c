@@ -63,12 +63,11 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 
 static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json) AS id";
 
-int jobs_flush(PGconn *db, struct gen *list)
+int jobs_flush_start(PGconn *db, struct gen *list)
 {
 	struct json_object *batch = json_object_new_array();
 	const char *params[1];
-	PGresult *res;
-	int count = 0;
+	int count = 0, sent;
 
 	for (struct gen *g = list; g; g = g->next) {
 		struct json_object *o;
@@ -83,6 +82,10 @@ int jobs_flush(PGconn *db, struct gen *list)
 		json_object_object_add(o, "error", g->status && g->error[0] ? json_object_new_string(g->error) : NULL);
 		json_object_object_add(o, "tokens", json_object_new_int64(g->chunks));
 		json_object_array_add(batch, o);
+		g->in_flush = 1;
+		g->flush_len = g->pending.len;
+		g->flush_status = g->status;
+		g->flush_version = g->status_version;
 		count++;
 	}
 	if (count == 0) {
@@ -90,19 +93,38 @@ int jobs_flush(PGconn *db, struct gen *list)
 		return 0;
 	}
 	params[0] = json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	res = db_exec(db, SQL_FLUSH, 1, params);
+	/* the connection stays blocking: the batch is sent whole here, only the answer is awaited */
+	sent = PQsendQueryParams(db, SQL_FLUSH, 1, NULL, params, NULL, NULL, 0);
 	json_object_put(batch);
-	if (!res)
+	if (!sent) {
+		log_error("db query failed: query=\"SELECT id FROM mjs.flush_generations\" error=\"%s\"",
+			  PQerrorMessage(db));
+		jobs_flush_forget(list);
 		return -1;
+	}
+	return 1;
+}
+
+void jobs_flush_forget(struct gen *list)
+{
+	for (struct gen *g = list; g; g = g->next)
+		g->in_flush = 0;
+}
+
+/* The flush was committed: drop what it carried, keep what arrived since. */
+static void flush_written(struct gen *list, PGresult *res)
+{
 	for (struct gen *g = list; g; g = g->next) {
-		if (!g->dirty)
+		if (!g->in_flush)
 			continue;
-		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->pending.len);
-		buf_reset(&g->pending);
-		if (g->status)
-			g->db_status = g->status;
-		g->status = NULL;
-		g->dirty = 0;
+		g->in_flush = 0;
+		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->flush_len);
+		buf_consume(&g->pending, g->flush_len);
+		if (g->flush_status)
+			g->db_status = g->flush_status;
+		if (g->status_version == g->flush_version)
+			g->status = NULL;
+		g->dirty = g->pending.len > 0 || g->status != NULL;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		for (struct gen *g = list; g; g = g->next) {
@@ -110,11 +132,51 @@ int jobs_flush(PGconn *db, struct gen *list)
 				log_info("generation dropped id=%s reason=\"message deleted\"", g->id);
 				g->stop = 1;
 				g->final = 1;
+				g->dirty = 0;
 			}
 		}
 	}
-	PQclear(res);
-	return 0;
+}
+
+int jobs_flush_finish(PGconn *db, struct gen *list, int wait)
+{
+	PGresult *res, *answer = NULL;
+	int failed = 0;
+
+	if (!wait && PQisBusy(db))
+		return 0;
+	/* the answer and ReadyForQuery come in one packet: the loop does not wait */
+	while ((res = PQgetResult(db)) != NULL) {
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !answer && !failed) {
+			answer = res;
+			continue;
+		}
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			log_error("db query failed: sqlstate=%s query=\"SELECT id FROM mjs.flush_generations\" error=\"%s\"",
+				  state ? state : "-", msg ? msg : PQerrorMessage(db));
+			failed = 1;
+		}
+		PQclear(res);
+	}
+	if (answer && !failed) {
+		flush_written(list, answer);
+	} else {
+		jobs_flush_forget(list);
+		failed = 1;
+	}
+	PQclear(answer);
+	return failed ? -1 : 1;
+}
+
+int jobs_flush(PGconn *db, struct gen *list)
+{
+	int rc = jobs_flush_start(db, list);
+
+	if (rc <= 0)
+		return rc;
+	return jobs_flush_finish(db, list, 1) < 0 ? -1 : 0;
 }
 
 static const char SQL_RENEW[] =

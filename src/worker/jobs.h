@@ -1,6 +1,7 @@
 /*
  * jobs: the worker's side of the generations table: claim (with leases), the
- * per-tick flush of every running generation in one transaction, lease renewal,
+ * per-tick flush of every running generation in one transaction (sent without
+ * waiting, so the loop keeps reading the upstreams while it commits), lease renewal,
  * and handing jobs back on shutdown.
  */
 #ifndef MJS_JOBS_H
@@ -22,11 +23,28 @@
 int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen **list);
 
 /*
- * Writes every dirty gen of list in one transaction (mjs.flush_generations).
- * On success clears what was written; gens whose message is gone get g->final
- * and g->stop set so the caller drops them. Returns 0, or -1 (nothing written:
- * the same text goes out with the next flush).
+ * Sends the flush of every dirty gen of list (mjs.flush_generations, one
+ * transaction) and returns without waiting for the answer: text keeps arriving
+ * into the gens meanwhile. Each gen remembers what the flush carries (in_flush).
+ * Returns 1 when a flush is in flight, 0 when nothing was dirty, -1 on failure
+ * (nothing in flight; the same text goes out with the next flush). While a flush
+ * is in flight the connection runs nothing else.
  */
+int jobs_flush_start(PGconn *db, struct gen *list);
+
+/*
+ * Takes the answer of the flush in flight (call after PQconsumeInput). Returns 0
+ * while it has not arrived (never with wait, which blocks for it); 1 when it was
+ * written: what it carried leaves the gens, gens whose message is gone get
+ * g->final and g->stop set so the caller drops them; -1 when it failed: the gens
+ * keep their text for the next flush.
+ */
+int jobs_flush_finish(PGconn *db, struct gen *list, int wait);
+
+/* Forgets the flush in flight (connection lost): its text is sent again. */
+void jobs_flush_forget(struct gen *list);
+
+/* jobs_flush_start + jobs_flush_finish(wait). Returns 0 (also when nothing was dirty) or -1. */
 int jobs_flush(PGconn *db, struct gen *list);
 
 /*

@@ -3,7 +3,10 @@
  * curl multi pumps every upstream stream; the LISTEN connection (mjs_work,
  * mjs_stop) wakes it; every flush_interval the text and status changes of all
  * running generations go to PostgreSQL in one transaction, so commits per
- * second stay flat however many tokens arrive.
+ * second stay flat however many tokens arrive. The flush is sent without
+ * waiting: the loop keeps reading the upstreams while PostgreSQL commits, and
+ * takes the answer when the database socket turns readable. While a flush is in
+ * flight the connection runs nothing else (claims and renewals wait for it).
  * SIGTERM/SIGINT: stop claiming, let running replies finish for shutdown_grace,
  * then flush what arrived and hand the rest back (another worker resumes them
  * per the recovery rule). SIGHUP: re-read the config file and apply log_level
@@ -19,6 +22,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,13 @@
 
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
+/*
+ * Upstream data is read at most this often, and right before every flush: one
+ * wake-up per packet costs a walk over every transfer (curl_multi_poll and
+ * curl_multi_perform) thousands of times a second, and a token read earlier
+ * than the next flush reaches no tab sooner.
+ */
+#define READ_BATCH_MS 10
 
 static volatile sig_atomic_t stop_signal, hup_signal;
 
@@ -47,7 +58,8 @@ struct worker {
 	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
 	int running;		/* gens in the list */
 	int want_claim;
-	int64_t next_claim, next_flush, next_renew, db_retry_at;
+	int flushing;		/* a flush is in flight on db */
+	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
 	const char *config_path;	/* re-read on SIGHUP */
 	int config_must_exist;
 };
@@ -91,6 +103,9 @@ static void log_end(struct gen *g, const char *status)
 static void db_lost(struct worker *w)
 {
 	log_warn("worker lost its database connection; reconnecting");
+	if (w->flushing)
+		jobs_flush_forget(w->gens);	/* not known to be written: send it again */
+	w->flushing = 0;
 	PQfinish(w->db);
 	w->db = NULL;
 	w->db_retry_at = util_now_ms() + DB_RETRY_MS;
@@ -202,22 +217,11 @@ static void check_gens(struct worker *w, int64_t now)
 	}
 }
 
-static void flush(struct worker *w, int64_t now)
+/* Finished gens leave the list once their final status is written. */
+static void drop_finished(struct worker *w)
 {
 	struct gen **pp;
-	int any = 0;
 
-	for (struct gen *g = w->gens; g && !any; g = g->next)
-		any = g->dirty;
-	w->next_flush = now + w->cfg->flush_interval_ms;
-	if (!any || !w->db)
-		return;
-	if (jobs_flush(w->db, w->gens) < 0) {
-		if (PQstatus(w->db) != CONNECTION_OK)
-			db_lost(w);
-		return;
-	}
-	/* finished gens leave the list once their final status is written */
 	for (pp = &w->gens; *pp;) {
 		struct gen *g = *pp;
 		if (g->final && !g->dirty) {
@@ -233,14 +237,49 @@ static void flush(struct worker *w, int64_t now)
 	}
 }
 
+/* Sends the tick's flush; the next one is due flush_interval after this one started. */
+static void flush_start(struct worker *w, int64_t now)
+{
+	int rc;
+
+	if (w->flushing)
+		return;		/* the next flush goes out when this one is answered */
+	w->next_flush = now + w->cfg->flush_interval_ms;
+	rc = jobs_flush_start(w->db, w->gens);
+	if (rc > 0)
+		w->flushing = 1;
+	else if (rc == 0)
+		drop_finished(w);
+	else if (PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+}
+
+/* Takes the flush's answer once it has arrived (after PQconsumeInput). */
+static void flush_collect(struct worker *w)
+{
+	int rc;
+
+	if (!w->flushing)
+		return;
+	rc = jobs_flush_finish(w->db, w->gens, 0);
+	if (rc == 0)
+		return;
+	w->flushing = 0;
+	if (rc > 0)
+		drop_finished(w);
+	else if (PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+}
+
 static int next_timeout(struct worker *w, int64_t now)
 {
 	int64_t t = w->next_claim, due;
 
-	if (w->next_renew < t)
+	if (w->next_renew < t && !w->flushing)
 		t = w->next_renew;
 	for (struct gen *g = w->gens; g; g = g->next) {
-		if (g->dirty && w->next_flush < t)
+		/* while a flush is in flight its answer on the database socket wakes the loop */
+		if (g->dirty && !w->flushing && w->next_flush < t)
 			t = w->next_flush;
 		if (!g->easy || g->final)
 			continue;
@@ -253,7 +292,7 @@ static int next_timeout(struct worker *w, int64_t now)
 	due = tasks_next_due(w->tasks);
 	if (due < t)
 		t = due;
-	if (w->want_claim)
+	if (w->want_claim && !w->flushing)
 		t = now;
 	t -= now;
 	return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
@@ -266,25 +305,38 @@ static void run(struct worker *w)
 	for (;;) {
 		int64_t now = util_now_ms();
 		struct curl_waitfd extra = { 0 };
-		int nextra = 0, still;
+		int nextra = 0, still, timeout;
+		int flush_due;
 
 		if (db_ensure(w) == 0) {
 			extra.fd = PQsocket(w->db);
 			extra.events = CURL_WAIT_POLLIN;
 			nextra = 1;
 		}
-		curl_multi_poll(w->multi, &extra, (unsigned)nextra, next_timeout(w, now), NULL);
-		curl_multi_perform(w->multi, &still);
-		collect_done(w);
+		timeout = next_timeout(w, now);
+		flush_due = w->db && !w->flushing && now >= w->next_flush;
+		if (flush_due || now - w->last_read >= READ_BATCH_MS) {
+			curl_multi_poll(w->multi, &extra, (unsigned)nextra, flush_due ? 0 : timeout, NULL);
+			curl_multi_perform(w->multi, &still);
+			collect_done(w);
+			w->last_read = util_now_ms();
+		} else {
+			/* between reads only the database (flush answers, notifications) wakes the loop */
+			struct pollfd pfd = { .fd = extra.fd, .events = POLLIN };
+			int wait = (int)(READ_BATCH_MS - (now - w->last_read));
+
+			poll(&pfd, (nfds_t)nextra, timeout < wait ? timeout : wait);
+		}
 		handle_notifications(w);
+		if (w->db)
+			flush_collect(w);
 		now = util_now_ms();
 		check_gens(w, now);
-		tasks_tick(w->tasks, w->db, now, w->want_claim, stop_signal != 0);
-		if (w->db && now >= w->next_flush)
-			flush(w, now);
-		if (w->db && !stop_signal && (w->want_claim || now >= w->next_claim))
+		/* the task scheduler's writes wait while a flush holds the connection */
+		tasks_tick(w->tasks, w->flushing ? NULL : w->db, now, w->want_claim, stop_signal != 0);
+		if (w->db && !w->flushing && !stop_signal && (w->want_claim || now >= w->next_claim))
 			claim(w);
-		if (w->db && now >= w->next_renew) {
+		if (w->db && !w->flushing && now >= w->next_renew) {
 			w->next_renew = now + w->cfg->lease_time_ms / 3;
 			if (w->gens && jobs_renew(w->db, w->cfg, w->name, w->gens) < 0 &&
 			    PQstatus(w->db) != CONNECTION_OK)
@@ -294,6 +346,8 @@ static void run(struct worker *w)
 			hup_signal = 0;
 			reload_config(w->config_path, w->config_must_exist);
 		}
+		if (w->db && now >= w->next_flush)
+			flush_start(w, now);
 		if (stop_signal) {
 			if (!deadline) {
 				deadline = now + w->cfg->shutdown_grace_ms;
@@ -307,6 +361,9 @@ static void run(struct worker *w)
 		}
 	}
 	/* out of time: write what arrived, give the jobs back for another worker */
+	if (w->flushing && jobs_flush_finish(w->db, w->gens, 1) < 0 && PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+	w->flushing = 0;
 	for (struct gen *g = w->gens; g; g = g->next) {
 		chat_abort(w->multi, g);
 		chat_take_text(g);

@@ -70,7 +70,7 @@ def test_upstream_stalling_mid_reply_fails_at_idle_timeout_and_keeps_the_text():
 
 def db_message(mid):
     return mjs.psql_json("""
-        SELECT json_build_object('status', m.status, 'content', m.content, 'attempts', g.attempts,
+        SELECT json_build_object('status', m.status, 'content', mjs.message_text(m), 'attempts', g.attempts,
                                  'state', g.state)
         FROM mjs.messages m JOIN mjs.generations g ON g.message_id = m.id WHERE m.id = :'p1'""", mid)
 
@@ -129,7 +129,7 @@ def test_stop_while_no_worker_runs_stops_queued_replies_at_once_and_running_ones
         running = mjs.send_message(a, conv['id'], 'long', 'fake:tps=50:tokens=500')['assistant_message']['id']
         mjs.wait_delta_chars(s, running, 40, WAIT)
         mjs.kill9('worker')
-        kept = mjs.psql_value("SELECT content FROM mjs.messages WHERE id = :'p1'", running)
+        kept = mjs.psql_value("SELECT mjs.message_text(m) FROM mjs.messages m WHERE id = :'p1'", running)
 
         # No worker: a new reply stays queued, and its stop is immediate.
         queued = mjs.send_message(a, conv['id'], 'queued', 'fake:tps=50:tokens=5')['assistant_message']['id']

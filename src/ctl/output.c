@@ -157,6 +157,23 @@ int ctl_username_ok(const char *name)
 	return 0;
 }
 
+static const char SQL_USER_EXISTS[] = "SELECT 1 FROM mjs.users WHERE lower(username) = lower($1)";
+
+int ctl_user_exists(struct ctl *c, const char *name)
+{
+	const char *params[1] = { name };
+	PGresult *res = db_exec(c->db, SQL_USER_EXISTS, 1, params);
+	int n;
+
+	if (!res)
+		return -1;
+	n = PQntuples(res);
+	PQclear(res);
+	if (!n)
+		ctl_err("no such user: %s", name);
+	return n > 0;
+}
+
 int ctl_parse_duration_s(const char *s, long long *out)
 {
 	long long n, mult;

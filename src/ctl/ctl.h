@@ -98,6 +98,9 @@ int ctl_session_revoke(struct ctl *c);
 int ctl_gen_list(struct ctl *c);
 int ctl_gen_stop(struct ctl *c);
 
+int ctl_task_list(struct ctl *c);
+int ctl_task_retry(struct ctl *c);
+
 int ctl_events_prune(struct ctl *c);
 
 int ctl_stats(struct ctl *c);

@@ -67,6 +67,9 @@ struct json_object *ctl_json_value(PGresult *res, int row, int col)
 		i = strtoll(v, &end, 10);
 		if (!errno && *end == '\0')
 			return json_object_new_int64(i);
+		/* a plain decimal prints as PostgreSQL wrote it (0.7, not 0.69999999999999996) */
+		if (isdigit((unsigned char)v[v[0] == '-']) && strspn(v, "-0123456789.") == strlen(v))
+			return json_object_new_double_s(strtod(v, NULL), v);
 		return json_object_new_double(strtod(v, NULL));
 	}
 	case OID_JSON:

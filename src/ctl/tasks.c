@@ -74,7 +74,7 @@ int ctl_task_retry(struct ctl *c)
 		ctl_err("no such task: %s", id);
 		rc = EXIT_FAIL;
 	} else if (strcmp(outcome, "retried")) {
-		ctl_err("task %s is %s, not failed: only a failed task can be retried", id, status);
+		ctl_err("task %s has status %s: only a failed task can be retried", id, status);
 		rc = EXIT_FAIL;
 	} else if (c->json) {
 		struct json_object *o = json_object_new_object();

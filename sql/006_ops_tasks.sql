@@ -8,6 +8,9 @@
 -- task older than the deadline would fail again at its first tick.
 
 ALTER TABLE mjs.tasks ADD COLUMN retried_at timestamptz;
+COMMENT ON COLUMN mjs.tasks.status IS 'submitting -> processing -> succeeded | failed; it only moves forward, except that mjs.retry_task takes a failed task back to submitting.';
+COMMENT ON COLUMN mjs.tasks.upstream_id IS 'The upstream''s id of the job, stored once the submit answered: a worker that takes the task over polls it and never submits again. Cleared only by mjs.retry_task (a new submit).';
+COMMENT ON COLUMN mjs.tasks.attempts IS 'How many times a worker claimed the task since its creation or last retry (1 unless a worker died or shut down).';
 COMMENT ON COLUMN mjs.tasks.retried_at IS 'When an operator last retried the failed task (mjsctl task retry); task_deadline counts from here when set, else from created_at.';
 
 -- Same signature and result as in 004; only the age the worker's deadline is

@@ -54,8 +54,12 @@ than one per `step` seconds): NOT_START/queued at submit, SUBMITTED/in_progress
                    of this task with HTTP 503 for S seconds (an upstream that is
                    down, then back)
     submit_fail=CODE  answer the submit with HTTP CODE
+    fail_times=N   fail and submit_fail hit only the first N submits of this
+                   exact prompt, later ones run normally (default 0: every one);
+                   a retried task fails, then succeeds
 
-    e.g. "fake:steps=3 a cat", "fake:fail a dog", "fake:down=2:steps=2 a cow"
+    e.g. "fake:steps=3 a cat", "fake:fail a dog", "fake:down=2:steps=2 a cow",
+         "fake:fail:fail_times=1 a second chance"
 
 An unknown knob is a 400 error, so a typo in a test cannot pass silently.
 Routes live in one table (ROUTES); a protocol is a handler function per route.
@@ -78,7 +82,7 @@ HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
                  'hang': False, 'stamp': False, 'delay': 0.0}
 TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
-              'submit_fail': 0}
+              'submit_fail': 0, 'fail_times': 0}
 
 
 class Stats:
@@ -155,6 +159,23 @@ def parse_task_knobs(prompt):
         raise BadRequest('steps must be at least 1, step and down not negative')
     if knobs['submit_fail'] and not 400 <= knobs['submit_fail'] <= 599:
         raise BadRequest('submit_fail must be an HTTP error status (400-599)')
+    if knobs['fail_times'] < 0:
+        raise BadRequest('fail_times must be 0 or more')
+    return knobs
+
+
+SUBMITS = {}                 # prompt -> submits seen, for fail_times
+SUBMITS_LOCK = threading.Lock()
+
+
+def submit_knobs(prompt):
+    """The knobs of one submit of prompt: past the first fail_times submits of
+    this prompt, fail and submit_fail are off."""
+    knobs = parse_task_knobs(prompt)
+    with SUBMITS_LOCK:
+        SUBMITS[prompt] = n = SUBMITS.get(prompt, 0) + 1
+    if knobs['fail_times'] and n > knobs['fail_times']:
+        knobs.update(fail=False, submit_fail=0)
     return knobs
 
 
@@ -310,8 +331,7 @@ TASKS = {}
 TASKS_LOCK = threading.Lock()
 
 
-def new_task(kind, prompt):
-    knobs = parse_task_knobs(prompt)
+def new_task(kind, prompt, knobs):
     task = FakeTask(kind, prompt, knobs)
     with TASKS_LOCK:
         TASKS[task.id] = task
@@ -352,12 +372,12 @@ def handle_mj_imagine(req, match, body):
         return
     request = req.json_body(body)
     prompt = check_prompt(request)
-    knobs = parse_task_knobs(prompt)
+    knobs = submit_knobs(prompt)
     if knobs['submit_fail']:
         req.send_json(knobs['submit_fail'], {'code': knobs['submit_fail'],
                                              'description': 'fake submit failure'})
         return
-    task = new_task('image', prompt)
+    task = new_task('image', prompt, knobs)
     req.note = 'task=%s' % task.id
     req.send_json(200, {'code': 1, 'description': 'Submit success', 'result': task.id,
                         'properties': {'state': request.get('state', '')}})
@@ -408,12 +428,12 @@ def handle_video_create(req, match, body):
         return
     request = req.json_body(body)
     prompt = check_prompt(request)
-    knobs = parse_task_knobs(prompt)
+    knobs = submit_knobs(prompt)
     if knobs['submit_fail']:
         req.send_json(knobs['submit_fail'], {'error': {'message': 'fake submit failure',
                                                        'code': 'fake_failure'}})
         return
-    task = new_task('video', prompt)
+    task = new_task('video', prompt, knobs)
     req.note = 'task=%s' % task.id
     req.send_json(200, video_json(req, task))
 

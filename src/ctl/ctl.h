@@ -71,6 +71,13 @@ int ctl_is_uuid(const char *s);
 /* The user name rule of mjs.users; says why on stderr when it fails. */
 int ctl_username_ok(const char *name);
 
+/*
+ * Whether user name exists (compared ignoring case, as logins are): 1, or 0
+ * after saying "no such user" on stderr, or -1 on a database error (said).
+ * Needs the connection open (ctl_db).
+ */
+int ctl_user_exists(struct ctl *c, const char *name);
+
 /* Parses a duration (s, m, h, d, w; bare numbers are seconds) into seconds. */
 int ctl_parse_duration_s(const char *s, long long *out);
 
@@ -90,6 +97,9 @@ int ctl_session_revoke(struct ctl *c);
 
 int ctl_gen_list(struct ctl *c);
 int ctl_gen_stop(struct ctl *c);
+
+int ctl_task_list(struct ctl *c);
+int ctl_task_retry(struct ctl *c);
 
 int ctl_events_prune(struct ctl *c);
 

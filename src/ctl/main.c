@@ -1,7 +1,8 @@
 /*
  * mjsctl: the admin command. Reads the same config as the daemons; one file per
- * command group (migrate, users, sessions, gens, events, stats, check), this one
- * parses the command line and dispatches through the one table of commands.
+ * command group (migrate, users, sessions, gens, tasks, events, stats, check),
+ * this one parses the command line and dispatches through the one table of
+ * commands.
  *
  * Exit codes: 0 ok, 1 the operation failed (a query, a conflict, no such
  * object, a failed check), 2 bad usage or config, 3 the database is unreachable.
@@ -37,6 +38,8 @@ static const struct command commands[] = {
 	{ "session", "revoke", 0, 1, OPT_USER | OPT_ALL, ctl_session_revoke, "ID | --user USER | --all" },
 	{ "gen", "list", 0, 0, OPT_ALL | OPT_LIMIT, ctl_gen_list, "[--all] [--limit N]" },
 	{ "gen", "stop", 1, 1, 0, ctl_gen_stop, "ID" },
+	{ "task", "list", 0, 0, OPT_ALL | OPT_USER | OPT_LIMIT, ctl_task_list, "[--all] [--user USER] [--limit N]" },
+	{ "task", "retry", 1, 1, 0, ctl_task_retry, "ID" },
 	{ "events", "prune", 0, 0, OPT_OLDER_THAN | OPT_KEEP, ctl_events_prune,
 	  "--older-than DURATION [--keep N]" },
 	{ "stats", NULL, 0, 0, 0, ctl_stats, "" },

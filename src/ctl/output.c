@@ -67,6 +67,9 @@ struct json_object *ctl_json_value(PGresult *res, int row, int col)
 		i = strtoll(v, &end, 10);
 		if (!errno && *end == '\0')
 			return json_object_new_int64(i);
+		/* a plain decimal prints as PostgreSQL wrote it (0.7, not 0.69999999999999996) */
+		if (isdigit((unsigned char)v[v[0] == '-']) && strspn(v, "-0123456789.") == strlen(v))
+			return json_object_new_double_s(strtod(v, NULL), v);
 		return json_object_new_double(strtod(v, NULL));
 	}
 	case OID_JSON:
@@ -155,6 +158,23 @@ int ctl_username_ok(const char *name)
 		return 1;
 	ctl_err("bad user name \"%.64s\": a user name is 3 to 32 letters, digits, '_', '.' or '-'", name);
 	return 0;
+}
+
+static const char SQL_USER_EXISTS[] = "SELECT 1 FROM mjs.users WHERE lower(username) = lower($1)";
+
+int ctl_user_exists(struct ctl *c, const char *name)
+{
+	const char *params[1] = { name };
+	PGresult *res = db_exec(c->db, SQL_USER_EXISTS, 1, params);
+	int n;
+
+	if (!res)
+		return -1;
+	n = PQntuples(res);
+	PQclear(res);
+	if (!n)
+		ctl_err("no such user: %s", name);
+	return n > 0;
 }
 
 int ctl_parse_duration_s(const char *s, long long *out)

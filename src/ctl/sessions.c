@@ -12,24 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char SQL_USER_EXISTS[] = "SELECT 1 FROM mjs.users WHERE lower(username) = lower($1)";
-
-/* 1 when the user exists, 0 when not (said), -1 on a database error. */
-static int user_exists(struct ctl *c, const char *name)
-{
-	const char *params[1] = { name };
-	PGresult *res = db_exec(c->db, SQL_USER_EXISTS, 1, params);
-	int n;
-
-	if (!res)
-		return -1;
-	n = PQntuples(res);
-	PQclear(res);
-	if (!n)
-		ctl_err("no such user: %s", name);
-	return n > 0;
-}
-
 static const char SQL_SESSION_LIST[] =
 	"SELECT s.id, u.username, mjs.rfc3339(s.created_at) AS created_at, "
 	"  mjs.rfc3339(s.last_seen_at) AS last_seen_at, mjs.rfc3339(s.expires_at) AS expires_at, "
@@ -48,7 +30,7 @@ int ctl_session_list(struct ctl *c)
 		return EXIT_USAGE;
 	if (!ctl_db(c))
 		return EXIT_NODB;
-	if (c->nargs && (ok = user_exists(c, c->args[0])) <= 0)
+	if (c->nargs && (ok = ctl_user_exists(c, c->args[0])) <= 0)
 		return EXIT_FAIL;
 	if (!(res = db_exec(c->db, SQL_SESSION_LIST, 1, params)))
 		return EXIT_FAIL;
@@ -95,7 +77,7 @@ int ctl_session_revoke(struct ctl *c)
 	}
 	if (!ctl_db(c))
 		return EXIT_NODB;
-	if (by_user && user_exists(c, c->user) <= 0)
+	if (by_user && ctl_user_exists(c, c->user) <= 0)
 		return EXIT_FAIL;
 	if (!(res = db_exec(c->db, sql, params[0] ? 1 : 0, params)))
 		return EXIT_FAIL;

@@ -292,6 +292,22 @@ async function scenarios(browser) {
     }
   });
 
+  await step('spinner-then-failed-reply-with-its-error', [A1, A2], async () => {
+    const slow = await send(A1, 'Take your time', 'fake:delay=1.5:tokens=3');
+    await A2.page.locator(msgSel(slow) + ' .mark.spinner').waitFor({ timeout: TIMEOUT });
+    await A2.shot('spinner');
+    await poll(async () => (await status(A2, slow)) === 'completed', 'the slow reply to complete');
+    assert((await A2.page.locator(msgSel(slow) + ' .mark').count()) === 0, 'no mark once completed');
+    const bad = await send(A1, 'This one fails', 'fake:fail=500');
+    for (const tab of [A1, A2]) {
+      await tab.page.locator(msgSel(bad) + ' .mark.failed').waitFor({ timeout: TIMEOUT });
+      const error = (await tab.page.locator(msgSel(bad) + ' .msg-error').textContent()).trim();
+      assert(error.length > 0, `${tab.label} shows why the reply failed`);
+      const bg = await tab.page.locator(msgSel(bad)).evaluate((li) => getComputedStyle(li).backgroundColor);
+      assert(bg !== 'rgb(255, 255, 255)', `${tab.label}: the failed reply is styled as an error (${bg})`);
+    }
+  });
+
   await step('phone-viewport', [], async () => {
     const phone = new Tab('phone', await ctxA.newPage());
     try {

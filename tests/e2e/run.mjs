@@ -14,11 +14,13 @@
 // Exit status: 0 when every step passed.
 
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const REPO = join(here, '..', '..');
 const BASE = stackUrl();
 const ARTIFACTS = process.env.MJS_E2E_ARTIFACTS || join(here, 'artifacts');
 const CHROMIUM = process.env.MJS_CHROMIUM || '/usr/bin/chromium';
@@ -45,12 +47,13 @@ class Tab {
   constructor(label, page) {
     this.label = label;
     this.page = page;
-    this.allowed = [];          // [{status, path}]: failed loads a step expects
+    this.allowed = [];          // [{status, path} | {text: RegExp}]: errors a step expects
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
       const url = msg.location().url || '';
       const status = /status of (\d+)/.exec(msg.text());
       if (status && this.allowed.some((a) => String(a.status) === status[1] && url.includes(a.path))) return;
+      if (this.allowed.some((a) => a.text && a.text.test(msg.text()))) return;
       problems.push(`${label}: console error: ${msg.text()} ${url}`);
     });
     page.on('pageerror', (err) => problems.push(`${label}: page error: ${err.message}`));
@@ -178,6 +181,13 @@ async function send(tab, content, model) {
 
 async function convTitles(tab) {
   return tab.page.locator('#conv-list .conv-title').allTextContents();
+}
+
+// Runs a bash script with dev/lib.sh and the stack's env file sourced (to stop
+// and start its processes, or psql); MJS_STATE_DIR must be set.
+function stackShell(script, vars = {}) {
+  return execFileSync('bash', ['-c', `set -e; . "${REPO}/dev/lib.sh"; . "$MJS_STATE_DIR/env"; ${script}`],
+    { env: { ...process.env, ...vars }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
 const taskSel = (id) => `#task-grid li.task[data-id="${id}"]`;
@@ -403,6 +413,39 @@ async function scenarios(browser) {
     await A2.page.click('#show-active');
     await A2.page.click(taskSel(taskId) + ' button.blur-toggle');
     await poll(async () => (await A1.page.getAttribute(taskSel(taskId), 'data-blurred')) === 'false', 'unblurred in tab 1');
+  });
+
+  // Both responders down: the tab says it is reconnecting. Meanwhile a rename
+  // happens whose event is pruned before the tab can replay it, so the tab gets
+  // `reset` when the responders are back, and only a reload over REST shows it.
+  await step('reconnecting-then-reset-reloads-over-rest', [A1], async () => {
+    if (!process.env.MJS_STATE_DIR) throw new Error('needs MJS_STATE_DIR (the stack\'s processes are restarted)');
+    await A1.page.click('#nav-chat');
+    await A2.page.click('#nav-chat');
+    await A2.page.click('#new-conv');
+    const id = await poll(async () => /#\/c\/([0-9a-f-]{36})$/.exec(A2.page.url())?.[1], 'a new conversation');
+    await A1.page.locator(`#conv-list li.conv[data-id="${id}"]`).waitFor({ timeout: TIMEOUT });
+    A1.allowed.push({ text: /50[234]|net::ERR_/ });
+    A2.allowed.push({ text: /50[234]|net::ERR_/ });
+    try {
+      stackShell('mjs_stop api-1 api-2');
+      await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'reconnecting', 'the reconnecting indicator');
+      await A1.shot('reconnecting');
+      stackShell(`mjs_psql -d mjs -v name="$E2E_USER" -v id="$E2E_CONV" <<'SQL'
+BEGIN;
+SELECT mjs.lock_user(id) FROM mjs.users WHERE username = :'name';
+UPDATE mjs.conversations SET title = 'Renamed while away', updated_at = now() WHERE id = :'id';
+SELECT mjs.emit(c.user_id, 'conversation.updated', mjs.conversation_json(c)) FROM mjs.conversations c WHERE id = :'id';
+DELETE FROM mjs.events WHERE user_id = (SELECT id FROM mjs.users WHERE username = :'name');
+COMMIT;
+SQL`, { E2E_USER: 'alice_' + suffix, E2E_CONV: id });
+    } finally {
+      stackShell('mjs_pid api-1 >/dev/null || mjs_start_api 1; mjs_pid api-2 >/dev/null || mjs_start_api 2');
+    }
+    await poll(async () => (await convTitles(A1)).includes('Renamed while away'), "the reload to show the pruned rename in tab 1", 20000);
+    await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'live', 'the live indicator again');
+    A1.allowed = [];
+    A2.allowed = [];
   });
 }
 

@@ -25,7 +25,9 @@ const msgs = new Map();         // id → {m: message, len: code points of m.con
 let order = [];                 // message ids, oldest first
 const nodes = new Map();        // message id → {li, text, ...}
 let editingId = null;
+let editDraft = '';             // the edit box's text, kept across re-renders
 let renamingId = null;
+let renameDraft = '';           // the rename box's text, kept across re-renders
 let reloadRunning = null;
 let reloadAgain = false;
 
@@ -41,7 +43,9 @@ function renderConvList() {
   const items = sortedConvs().map((c) => {
     const li = el('li', { class: 'conv', dataset: { id: c.id }, 'aria-current': c.id === currentId ? 'true' : null });
     if (c.id === renamingId) {
-      const input = el('input', { class: 'rename-input', value: c.title, maxlength: 200, 'aria-label': 'new title' });
+      const input = el('input', { class: 'rename-input', maxlength: 200, 'aria-label': 'new title' });
+      input.value = renameDraft;
+      input.addEventListener('input', () => { renameDraft = input.value; });
       const finish = async (save) => {
         if (renamingId !== c.id) return;
         renamingId = null;
@@ -61,13 +65,14 @@ function renderConvList() {
       });
       input.addEventListener('blur', () => finish(true));
       li.append(input);
-      queueMicrotask(() => { input.focus(); input.select(); });
+      const fresh = input.value === (convs.get(c.id) || c).title;
+      queueMicrotask(() => { input.focus(); if (fresh) input.select(); });
     } else {
       li.append(el('a', { class: 'conv-title', href: '#/c/' + c.id, text: c.title }));
     }
     li.append(
       el('button', { type: 'button', class: 'icon rename', title: 'Rename', 'aria-label': 'Rename',
-        onclick: () => { renamingId = c.id; renderConvList(); } }, '✎'),
+        onclick: () => { renamingId = c.id; renameDraft = c.title; renderConvList(); } }, '✎'),
       el('button', { type: 'button', class: 'icon delete', title: 'Delete', 'aria-label': 'Delete',
         onclick: () => deleteConv(c) }, '×'));
     return li;
@@ -198,7 +203,8 @@ function renderMessage(id) {
   const parts = [meta];
   if (editingId === id) {
     const area = el('textarea', { class: 'edit-input', rows: 4, 'aria-label': 'edit message' });
-    area.value = m.content;
+    area.value = editDraft;
+    area.addEventListener('input', () => { editDraft = area.value; });
     parts.push(area, el('div', { class: 'msg-actions' },
       el('button', { type: 'button', class: 'save', onclick: () => saveEdit(m.id, area.value) }, 'Save'),
       el('button', { type: 'button', class: 'link cancel', onclick: () => { editingId = null; renderMessage(m.id); } }, 'Cancel')));
@@ -280,6 +286,7 @@ function startEdit(id) {
     return;
   }
   editingId = id;
+  editDraft = entry.m.content;
   renderMessage(id);
   const area = nodes.get(id).li.querySelector('textarea');
   if (area) area.focus();

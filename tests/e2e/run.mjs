@@ -25,7 +25,8 @@ const BASE = stackUrl();
 const ARTIFACTS = process.env.MJS_E2E_ARTIFACTS || join(here, 'artifacts');
 const CHROMIUM = process.env.MJS_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 15000;
-const REPLY_MODEL = 'fake:tps=20:tokens=200';       // 10 s of streaming, 200 × "tok "
+const REPLY_TOKENS = 300;
+const REPLY_MODEL = `fake:tps=20:tokens=${REPLY_TOKENS}`;   // 15 s of streaming, each token "tok "
 const LONG_MODEL = 'fake:tps=20:tokens=400';
 
 function stackUrl() {
@@ -199,7 +200,7 @@ async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });
   const args = ['--disable-dev-shm-usage', '--disable-gpu'];
   if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args, timeout: 60000 });
   const t0 = Date.now();
   try {
     await scenarios(browser);
@@ -261,7 +262,7 @@ async function scenarios(browser) {
       'the reply to complete in both tabs', 30000);
     const [t1, t2] = [await text(A1, replyId), await text(A2, replyId)];
     assert(t1 === t2, 'both tabs hold the same text');
-    assert(t1 === 'tok '.repeat(200), `the whole reply, no gap or duplicate (${t1.length} characters)`);
+    assert(t1 === 'tok '.repeat(REPLY_TOKENS), `the whole reply, no gap or duplicate (${t1.length} characters)`);
     assert((await A1.page.locator(msgSel(replyId) + ' button.stop').count()) === 0, 'no stop button once completed');
   });
 

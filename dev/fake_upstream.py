@@ -21,6 +21,9 @@ Listens on 127.0.0.1:PORT (threaded, one thread per request) and speaks:
     GET  /v1/videos/ID/content    the "video" (a few bytes)
     GET  /fake/tasks              every image/video task seen: id, kind, prompt,
                                   fetches, stage (tests count submits per prompt)
+    GET  /fake/images/ID.png      the "image" of a finished image task: a small
+                                  PNG whose colour depends on ID (the web client
+                                  shows it; browsers need a real image)
 
 What a chat request does is chosen by its model name, "fake" followed by
 colon-separated knobs (any name not starting with "fake" gets the defaults):
@@ -71,10 +74,12 @@ import re
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 1 << 20
@@ -456,6 +461,29 @@ def handle_video_content(req, match, body):
     req.write(data)
 
 
+def png(width, height, rgb):
+    """A solid-colour PNG, built with the standard library."""
+    def chunk(kind, data):
+        return (struct.pack('!I', len(data)) + kind + data +
+                struct.pack('!I', zlib.crc32(kind + data) & 0xffffffff))
+    row = b'\x00' + bytes(rgb) * width
+    return (b'\x89PNG\r\n\x1a\n' +
+            chunk(b'IHDR', struct.pack('!IIBBBBB', width, height, 8, 2, 0, 0, 0)) +
+            chunk(b'IDAT', zlib.compress(row * height)) + chunk(b'IEND', b''))
+
+
+def handle_fake_image(req, match, body):
+    digest = zlib.crc32(match.group(1).encode())
+    data = png(64, 64, (digest & 0xff, (digest >> 8) & 0xff, (digest >> 16) & 0xff))
+    req.status = 200
+    req.send_response(200)
+    req.send_header('Content-Type', 'image/png')
+    req.send_header('Content-Length', str(len(data)))
+    req.send_header('Cache-Control', 'max-age=3600')
+    req.end_headers()
+    req.write(data)
+
+
 def handle_fake_tasks(req, match, body):
     with TASKS_LOCK:
         tasks = [t.summary() for t in TASKS.values()]
@@ -473,6 +501,7 @@ ROUTES = [
     ('GET', re.compile(r'(?:/v1)?/videos/([^/]+)'), handle_video_get),
     ('GET', re.compile(r'(?:/v1)?/videos/([^/]+)/content'), handle_video_content),
     ('GET', re.compile(r'/fake/tasks'), handle_fake_tasks),
+    ('GET', re.compile(r'/fake/images/([^/]+)\.png'), handle_fake_image),
 ]
 
 

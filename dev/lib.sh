@@ -45,11 +45,11 @@ mjs_now_us() { local t=${EPOCHREALTIME//[.,]/}; printf '%s' "$t"; }
 
 # --- installing and building ----------------------------------------------
 
-# Installs the Debian packages the project needs; does nothing (and never runs
-# apt-get) when all of them are installed already.
-mjs_install_deps() {
+# mjs_apt_install PACKAGE...: apt-get install of those of the Debian packages
+# that are not installed yet; does nothing (and never runs apt-get) when all are.
+mjs_apt_install() {
 	local p missing=() sudo=
-	for p in $MJS_DEB_PACKAGES; do
+	for p; do
 		[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" = "ii " ] || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
@@ -62,6 +62,31 @@ mjs_install_deps() {
 	   ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/dev/null; then
 		mjs_warn "apt-get install failed: ${missing[*]}"
+		return 1
+	fi
+}
+
+# Installs the Debian packages the project needs.
+# shellcheck disable=SC2086 # the list is split on purpose
+mjs_install_deps() { mjs_apt_install $MJS_DEB_PACKAGES; }
+
+# What the browser tests (tests/e2e) need: Debian's chromium, node and npm (from
+# Debian unless a node is installed already, e.g. NodeSource's, which brings
+# npm), and tests/e2e's npm packages exactly as its package-lock.json says (npm
+# ci, skipped while node_modules is newer than the lock file). playwright-core
+# never downloads a browser: it drives /usr/bin/chromium.
+mjs_install_e2e_deps() {
+	local dir=$MJS_REPO/tests/e2e pkgs=(chromium)
+	command -v node >/dev/null || pkgs+=(nodejs)
+	command -v npm >/dev/null || pkgs+=(npm)
+	mjs_apt_install "${pkgs[@]}" || return 1
+	if [ -f "$dir/node_modules/.package-lock.json" ] &&
+	   [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+		return 0
+	fi
+	mjs_say "npm ci in tests/e2e"
+	if ! (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+		mjs_warn "npm ci failed in $dir"
 		return 1
 	fi
 }

@@ -1,0 +1,456 @@
+#!/usr/bin/env node
+// tests/e2e/run.mjs: the web client end to end, in Debian's chromium driven by
+// playwright-core, against a running stack (dev/up --detach).
+//
+//   MJS_STATE_DIR=/tmp/mjs-x node tests/e2e/run.mjs     (or MJS_URL=http://127.0.0.1:PORT)
+//
+// Three tabs: A1 and A2 are two pages of one browser context (one user, two
+// tabs), B is another context (a second user). Each step asserts what a user
+// sees in the DOM, waits on conditions with deadlines (never fixed sleeps),
+// saves a screenshot of every tab it touched under the artifacts directory
+// (MJS_E2E_ARTIFACTS, default tests/e2e/artifacts/) and fails on any console
+// error or uncaught page error that it did not announce as expected. The steps
+// build on each other: after a failure the rest are not run.
+// Exit status: 0 when every step passed.
+
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const REPO = join(here, '..', '..');
+const BASE = stackUrl();
+const ARTIFACTS = process.env.MJS_E2E_ARTIFACTS || join(here, 'artifacts');
+const CHROMIUM = process.env.MJS_CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = 15000;
+const REPLY_TOKENS = 300;
+const REPLY_MODEL = `fake:tps=20:tokens=${REPLY_TOKENS}`;   // 15 s of streaming, each token "tok "
+const LONG_MODEL = 'fake:tps=20:tokens=400';
+
+function stackUrl() {
+  if (process.env.MJS_URL) return process.env.MJS_URL.replace(/\/$/, '');
+  const dir = process.env.MJS_STATE_DIR;
+  if (!dir) throw new Error('set MJS_STATE_DIR (a dev/up state directory) or MJS_URL');
+  const env = readFileSync(join(dir, 'env'), 'utf8');
+  const m = /^MJS_URL='([^']*)'$/m.exec(env);
+  if (!m) throw new Error('no MJS_URL in ' + join(dir, 'env'));
+  return m[1];
+}
+
+// --- the harness ------------------------------------------------------------------
+
+const problems = [];            // console errors and page errors not expected
+let shotNo = 0;
+
+class Tab {
+  constructor(label, page) {
+    this.label = label;
+    this.page = page;
+    this.allowed = [];          // [{status, path} | {text: RegExp}]: errors a step expects
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      const url = msg.location().url || '';
+      const status = /status of (\d+)/.exec(msg.text());
+      if (status && this.allowed.some((a) => String(a.status) === status[1] && url.includes(a.path))) return;
+      if (this.allowed.some((a) => a.text && a.text.test(msg.text()))) return;
+      problems.push(`${label}: console error: ${msg.text()} ${url}`);
+    });
+    page.on('pageerror', (err) => problems.push(`${label}: page error: ${err.message}`));
+    page.on('dialog', async (d) => {
+      if (d.type() === 'confirm' && this.acceptConfirm) {
+        this.acceptConfirm = false;
+        await d.accept();
+        return;
+      }
+      problems.push(`${label}: unexpected ${d.type()} dialog: ${d.message()}`);
+      await d.dismiss();
+    });
+  }
+
+  async shot(name) {
+    const file = join(ARTIFACTS, `${String(++shotNo).padStart(2, '0')}-${name}-${this.label}.png`);
+    await this.page.screenshot({ path: file, fullPage: false });
+  }
+}
+
+// poll(fn, what): fn's first truthy value, or an error naming `what` after the deadline.
+async function poll(fn, what, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${String(last)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function assert(cond, what) {
+  if (!cond) throw new Error('assertion failed: ' + what);
+}
+
+const results = [];
+let failedStep = null;
+
+async function step(name, tabs, fn) {
+  if (failedStep) {
+    results.push(`SKIP ${name} (after ${failedStep} failed)`);
+    return;
+  }
+  const t0 = Date.now();
+  let error = null;
+  try {
+    await fn();
+    if (problems.length) throw new Error('errors in the page:\n  ' + problems.join('\n  '));
+  } catch (e) {
+    error = e;
+  }
+  for (const tab of tabs) {
+    try { await tab.shot(name); } catch (e) { /* a closed page has no screenshot */ }
+  }
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  if (error) {
+    failedStep = name;
+    results.push(`FAIL ${name} (${secs}s): ${error.message}`);
+    console.log(`FAIL ${name} (${secs}s)\n${error.stack || error.message}`);
+  } else {
+    results.push(`PASS ${name} (${secs}s)`);
+    console.log(`PASS ${name} (${secs}s)`);
+  }
+  problems.length = 0;
+}
+
+// --- what a user does and sees ------------------------------------------------------
+
+const msgSel = (id) => `li.msg[data-id="${id}"]`;
+
+async function text(tab, id) {
+  return tab.page.locator(msgSel(id) + ' .msg-content').textContent({ timeout: 2000 });
+}
+
+async function status(tab, id) {
+  return tab.page.locator(msgSel(id)).getAttribute('data-status', { timeout: 2000 });
+}
+
+async function register(tab, username, password) {
+  tab.allowed.push({ status: 401, path: '/api/me' });   // the first look finds no session
+  await tab.page.goto(BASE + '/');
+  await tab.page.locator('#login-form').waitFor();
+  await tab.page.fill('input[name=username]', username);
+  await tab.page.fill('input[name=password]', password);
+  await tab.page.click('#register');
+  await tab.page.locator('#whoami', { hasText: username }).waitFor();
+  await poll(async () => (await tab.page.getAttribute('#conn', 'data-state')) === 'live', `${tab.label}'s stream live`);
+  tab.allowed = [];
+}
+
+async function openApp(tab, hash = '#/') {
+  await tab.page.goto(BASE + '/' + hash);
+  await poll(async () => (await tab.page.getAttribute('#conn', 'data-state')) === 'live', `${tab.label}'s stream live`);
+}
+
+// Watches message id in a tab until its text has grown `times` times while
+// streaming: the reply is visibly streaming there, not appearing at once.
+async function seesGrowing(tab, id, times) {
+  let last = -1;
+  let grew = 0;
+  await poll(async () => {
+    const [t, s] = [await text(tab, id), await status(tab, id)];
+    if (s === 'streaming' && t.length > last) {
+      if (last >= 0) grew++;
+      last = t.length;
+    }
+    assert(s !== 'completed' || grew >= times, `${tab.label}: the reply completed before it was seen growing`);
+    return grew >= times;
+  }, `${tab.label} to see the reply grow ${times} times`);
+}
+
+async function send(tab, content, model) {
+  await tab.page.fill('#model', model);
+  await tab.page.fill('#input', content);
+  const before = await tab.page.locator('li.msg-assistant').count();
+  await tab.page.click('#send');
+  await poll(async () => (await tab.page.locator('li.msg-assistant').count()) > before, 'the assistant message');
+  return tab.page.locator('li.msg-assistant').last().getAttribute('data-id');
+}
+
+async function convTitles(tab) {
+  return tab.page.locator('#conv-list .conv-title').allTextContents();
+}
+
+// Runs a bash script with dev/lib.sh and the stack's env file sourced (to stop
+// and start its processes, or psql); MJS_STATE_DIR must be set.
+function stackShell(script, vars = {}) {
+  return execFileSync('bash', ['-c', `set -e; . "${REPO}/dev/lib.sh"; . "$MJS_STATE_DIR/env"; ${script}`],
+    { env: { ...process.env, ...vars }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+const taskSel = (id) => `#task-grid li.task[data-id="${id}"]`;
+
+// --- the scenarios ---------------------------------------------------------------------
+
+async function main() {
+  rmSync(ARTIFACTS, { recursive: true, force: true });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const args = ['--disable-dev-shm-usage', '--disable-gpu'];
+  if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args, timeout: 60000 });
+  const t0 = Date.now();
+  try {
+    await scenarios(browser);
+  } finally {
+    await browser.close();
+  }
+  console.log('\n' + results.join('\n'));
+  console.log(`e2e: ${results.filter((r) => r.startsWith('PASS')).length} of ${results.length} steps passed in ${((Date.now() - t0) / 1000).toFixed(1)}s; screenshots in ${ARTIFACTS}`);
+  return results.every((r) => r.startsWith('PASS'));
+}
+
+async function scenarios(browser) {
+  const suffix = Math.random().toString(16).slice(2, 8);
+  const desktop = { viewport: { width: 1280, height: 800 } };
+  const ctxA = await browser.newContext(desktop);
+  const ctxB = await browser.newContext(desktop);
+  const A1 = new Tab('A1', await ctxA.newPage());
+  const A2 = new Tab('A2', await ctxA.newPage());
+  const B = new Tab('B', await ctxB.newPage());
+  let convId = null;
+  let replyId = null;
+
+  await step('login', [A1, A2, B], async () => {
+    await register(A1, 'alice_' + suffix, 'correct horse battery');
+    await openApp(A2);
+    await register(B, 'bob_' + suffix, 'another good password');
+    assert((await A2.page.textContent('#whoami')) === 'alice_' + suffix, 'tab 2 is logged in as the same user');
+  });
+
+  await step('new-conversation-in-both-tabs', [A1, A2, B], async () => {
+    await A1.page.click('#new-conv');
+    convId = await poll(async () => /#\/c\/([0-9a-f-]{36})$/.exec(A1.page.url())?.[1], 'the new conversation to open');
+    await A2.page.locator(`#conv-list li.conv[data-id="${convId}"]`).waitFor({ timeout: TIMEOUT });
+    await A2.page.click(`#conv-list li.conv[data-id="${convId}"] .conv-title`);
+    await A2.page.locator('#composer').waitFor();
+    assert((await B.page.locator('#conv-list li.conv').count()) === 0, "the other user's list stays empty");
+  });
+
+  await step('reply-streams-in-both-tabs', [A1, A2, B], async () => {
+    replyId = await send(A1, 'Tell me a long story', REPLY_MODEL);
+    await A2.page.locator(msgSel(replyId)).waitFor({ timeout: TIMEOUT });
+    await Promise.all([seesGrowing(A1, replyId, 3), seesGrowing(A2, replyId, 3)]);
+    assert(await A2.page.locator('li.msg-user .msg-content', { hasText: 'Tell me a long story' }).count() === 1,
+      "tab 2 shows the user's message");
+    assert(await A1.page.locator(msgSel(replyId) + ' button.stop').isVisible(), 'a stop button while streaming');
+    assert((await B.page.locator('li.msg').count()) === 0 && (await B.page.locator('#conv-list li.conv').count()) === 0,
+      "the other user's tab shows nothing of it");
+  });
+
+  await step('reload-mid-stream-resumes', [A1, A2], async () => {
+    const before = (await text(A2, replyId)).length;
+    assert((await status(A2, replyId)) === 'streaming', 'still streaming before the reload');
+    await A1.page.reload();
+    await A1.page.locator(msgSel(replyId)).waitFor({ timeout: TIMEOUT });
+    const first = (await text(A1, replyId)).length;
+    assert(first >= before, `the text so far shows at once after the reload (${first} >= ${before} characters)`);
+    await A1.shot('reloaded');
+    await poll(async () => (await status(A1, replyId)) === 'completed' && (await status(A2, replyId)) === 'completed',
+      'the reply to complete in both tabs', 30000);
+    const [t1, t2] = [await text(A1, replyId), await text(A2, replyId)];
+    assert(t1 === t2, 'both tabs hold the same text');
+    assert(t1 === 'tok '.repeat(REPLY_TOKENS), `the whole reply, no gap or duplicate (${t1.length} characters)`);
+    assert((await A1.page.locator(msgSel(replyId) + ' button.stop').count()) === 0, 'no stop button once completed');
+  });
+
+  await step('stop-in-tab-2-interrupts-both', [A1, A2], async () => {
+    const id = await send(A1, 'Another one, longer', LONG_MODEL);
+    await A2.page.locator(msgSel(id) + ' button.stop').waitFor({ timeout: TIMEOUT });
+    await poll(async () => (await text(A2, id)).length > 0, 'some text before the stop');
+    // Deleting a reply that is still generating is refused, and the tab says so.
+    A1.allowed.push({ status: 409, path: '/api/messages/' });
+    await A1.page.click(msgSel(id) + ' button.delete');
+    await A1.page.locator('#notice', { hasText: 'still being generated' }).waitFor({ timeout: TIMEOUT });
+    await A2.page.click(msgSel(id) + ' button.stop');
+    for (const tab of [A1, A2]) {
+      await tab.page.locator(msgSel(id) + ' .mark.interrupted').waitFor({ timeout: TIMEOUT });
+    }
+    const [t1, t2] = [await text(A1, id), await text(A2, id)];
+    assert(t1 === t2, `both tabs show the same text (${t1.length} and ${t2.length} characters)`);
+    assert(t1.length > 0 && t1.length < 'tok '.repeat(400).length, 'the text so far is kept, not the whole reply');
+    assert((await A1.page.locator(msgSel(id) + ' button.stop').count()) === 0, 'no stop button after the stop');
+    A1.allowed = [];
+  });
+
+  await step('edit-in-one-tab-shows-in-the-other', [A1, A2], async () => {
+    const userMsg = A2.page.locator('li.msg-user').first();
+    const id = await userMsg.getAttribute('data-id');
+    await userMsg.locator('button.edit').click();
+    await A2.page.fill(msgSel(id) + ' textarea.edit-input', 'Tell me a short story');
+    await A2.page.click(msgSel(id) + ' button.save');
+    await poll(async () => (await text(A1, id)) === 'Tell me a short story', 'the edit in tab 1');
+  });
+
+  await step('html-in-a-message-is-text', [A1, A2], async () => {
+    const evil = '<img src=x onerror=alert(1)>';
+    await send(A1, evil, 'fake:tokens=3');
+    for (const tab of [A1, A2]) {
+      await tab.page.locator('li.msg-user .msg-content', { hasText: evil }).waitFor({ timeout: TIMEOUT });
+      assert((await tab.page.locator('.messages img').count()) === 0, `${tab.label}: no <img> element in the messages`);
+    }
+  });
+
+  await step('spinner-then-failed-reply-with-its-error', [A1, A2], async () => {
+    const slow = await send(A1, 'Take your time', 'fake:delay=1.5:tokens=3');
+    await A2.page.locator(msgSel(slow) + ' .mark.spinner').waitFor({ timeout: TIMEOUT });
+    await A2.shot('spinner');
+    await poll(async () => (await status(A2, slow)) === 'completed', 'the slow reply to complete');
+    assert((await A2.page.locator(msgSel(slow) + ' .mark').count()) === 0, 'no mark once completed');
+    const bad = await send(A1, 'This one fails', 'fake:fail=500');
+    for (const tab of [A1, A2]) {
+      await tab.page.locator(msgSel(bad) + ' .mark.failed').waitFor({ timeout: TIMEOUT });
+      const error = (await tab.page.locator(msgSel(bad) + ' .msg-error').textContent()).trim();
+      assert(error.length > 0, `${tab.label} shows why the reply failed`);
+      const bg = await tab.page.locator(msgSel(bad)).evaluate((li) => getComputedStyle(li).backgroundColor);
+      assert(bg !== 'rgb(255, 255, 255)', `${tab.label}: the failed reply is styled as an error (${bg})`);
+    }
+  });
+
+  await step('phone-viewport', [], async () => {
+    const phone = new Tab('phone', await ctxA.newPage());
+    try {
+      await phone.page.setViewportSize({ width: 390, height: 844 });
+      await openApp(phone, '#/');
+      await phone.page.locator(`#conv-list li.conv[data-id="${convId}"]`).waitFor();
+      assert(await phone.page.locator('#chat-pane').isHidden(), 'the list alone on a phone');
+      await phone.shot('list');
+      await phone.page.click(`#conv-list li.conv[data-id="${convId}"] .conv-title`);
+      await phone.page.locator('#composer').waitFor();
+      assert(await phone.page.locator('#sidebar').isHidden(), 'the chat alone on a phone');
+      for (const sel of ['#input', '#send', '#back', msgSel(replyId)]) {
+        const box = await phone.page.locator(sel).boundingBox();
+        assert(box && box.x >= 0 && box.x + box.width <= 391, `${sel} fits the phone's width`);
+      }
+      const send = await phone.page.locator('#send').boundingBox();
+      assert(send.y + send.height <= 844, 'the send button is on screen');
+      const scroll = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+      assert(scroll <= 390, `no horizontal scrolling (${scroll}px wide)`);
+      await phone.shot('chat');
+      await phone.page.click('#back');
+      await phone.page.locator('#sidebar').waitFor();
+      await phone.page.goto(BASE + '/#/tasks');
+      await phone.page.locator('#task-form').waitFor();
+      await phone.shot('tasks');
+    } finally {
+      await phone.page.close();
+    }
+  });
+
+  await step('rename-and-delete-follow-in-tab-1', [A1, A2], async () => {
+    const title = 'Renamed <b>bold</b> ' + suffix;
+    await A2.page.click(`#conv-list li.conv[data-id="${convId}"] button.rename`);
+    await A2.page.fill('#conv-list .rename-input', title);
+    await A2.page.press('#conv-list .rename-input', 'Enter');
+    await poll(async () => (await convTitles(A1)).includes(title), 'the new title in tab 1');
+    assert((await A1.page.textContent('#chat-title')) === title, "tab 1's open chat shows the new title, as text");
+    await A1.shot('renamed');
+    A2.acceptConfirm = true;
+    await A2.page.click(`#conv-list li.conv[data-id="${convId}"] button.delete`);
+    await poll(async () => (await A1.page.locator(`#conv-list li.conv[data-id="${convId}"]`).count()) === 0,
+      "the conversation gone from tab 1's list");
+    await poll(async () => await A1.page.locator('#chat-placeholder').isVisible(), 'tab 1 to leave the deleted chat');
+    assert((await A1.page.locator('li.msg').count()) === 0, 'no messages of a deleted conversation');
+    await A1.page.locator('#notice', { hasText: 'deleted' }).waitFor({ timeout: TIMEOUT });
+  });
+
+  let taskId = null;
+  await step('task-progresses-in-tab-2', [A1, A2], async () => {
+    await A1.page.click('#nav-tasks');
+    await A2.page.click('#nav-tasks');
+    await A1.page.selectOption('#task-kind', 'image');
+    await A1.page.fill('#task-prompt', 'fake:steps=4:step=0.4 a red fox');
+    await A1.page.click('#task-create');
+    const card = A1.page.locator('#task-grid li.task').first();
+    await card.waitFor({ timeout: TIMEOUT });
+    taskId = await card.getAttribute('data-id');
+    const seen = new Set();
+    let shot = false;
+    await poll(async () => {
+      const c = A2.page.locator(taskSel(taskId));
+      const [s, p] = [await c.getAttribute('data-status', { timeout: 2000 }),
+        Number(await c.locator('.progress').getAttribute('aria-valuenow', { timeout: 2000 }))];
+      if (s === 'processing' && p > 0 && p < 100) seen.add(p);
+      if (!shot && seen.size > 0) { shot = true; await A2.shot('progress'); }
+      return s === 'succeeded';
+    }, "the task to succeed in tab 2");
+    assert(seen.size >= 2, `tab 2 saw the progress move (${[...seen].join(', ')}%)`);
+    assert((await A2.page.locator(taskSel(taskId) + ' .pct').textContent()) === '100%', '100% at the end');
+    for (const tab of [A1, A2]) {
+      await poll(() => tab.page.locator(taskSel(taskId) + ' img').evaluate((img) => img.complete && img.naturalWidth > 0),
+        `${tab.label}: the result image loaded`);
+    }
+    assert((await B.page.locator('#task-grid li.task').count()) === 0, "the other user's grid stays empty");
+  });
+
+  await step('blur-delete-restore-follow-in-tab-1', [A1, A2], async () => {
+    await A2.page.click(taskSel(taskId) + ' button.blur-toggle');
+    await poll(async () => (await A1.page.getAttribute(taskSel(taskId), 'data-blurred')) === 'true', 'blurred in tab 1');
+    const filter = await A1.page.locator(taskSel(taskId) + ' img').evaluate((img) => getComputedStyle(img).filter);
+    assert(filter.includes('blur'), `tab 1 blurs the image (filter: ${filter})`);
+    await A1.shot('blurred');
+    await A2.page.click(taskSel(taskId) + ' button.delete');
+    await poll(async () => (await A1.page.locator(taskSel(taskId)).count()) === 0, 'the task gone from tab 1');
+    await A2.page.click('#show-trash');
+    await A2.page.locator(taskSel(taskId) + ' button.restore').waitFor({ timeout: TIMEOUT });
+    await A2.shot('trash');
+    await A2.page.click(taskSel(taskId) + ' button.restore');
+    await A1.page.locator(taskSel(taskId)).waitFor({ timeout: TIMEOUT });
+    assert((await A1.page.getAttribute(taskSel(taskId), 'data-status')) === 'succeeded', 'restored as it was');
+    assert((await A1.page.getAttribute(taskSel(taskId), 'data-blurred')) === 'true', 'still blurred');
+    await poll(async () => (await A2.page.locator(taskSel(taskId)).count()) === 0, "tab 2's trash empty again");
+    await A2.page.click('#show-active');
+    await A2.page.click(taskSel(taskId) + ' button.blur-toggle');
+    await poll(async () => (await A1.page.getAttribute(taskSel(taskId), 'data-blurred')) === 'false', 'unblurred in tab 1');
+  });
+
+  // Both responders down: the tab says it is reconnecting. Meanwhile a rename
+  // happens whose event is pruned before the tab can replay it, so the tab gets
+  // `reset` when the responders are back, and only a reload over REST shows it.
+  await step('reconnecting-then-reset-reloads-over-rest', [A1], async () => {
+    if (!process.env.MJS_STATE_DIR) throw new Error('needs MJS_STATE_DIR (the stack\'s processes are restarted)');
+    await A1.page.click('#nav-chat');
+    await A2.page.click('#nav-chat');
+    await A2.page.click('#new-conv');
+    const id = await poll(async () => /#\/c\/([0-9a-f-]{36})$/.exec(A2.page.url())?.[1], 'a new conversation');
+    await A1.page.locator(`#conv-list li.conv[data-id="${id}"]`).waitFor({ timeout: TIMEOUT });
+    A1.allowed.push({ text: /50[234]|net::ERR_/ });
+    A2.allowed.push({ text: /50[234]|net::ERR_/ });
+    try {
+      stackShell('mjs_stop api-1 api-2');
+      await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'reconnecting', 'the reconnecting indicator');
+      await A1.shot('reconnecting');
+      stackShell(`mjs_psql -d mjs -v name="$E2E_USER" -v id="$E2E_CONV" <<'SQL'
+BEGIN;
+SELECT mjs.lock_user(id) FROM mjs.users WHERE username = :'name';
+UPDATE mjs.conversations SET title = 'Renamed while away', updated_at = now() WHERE id = :'id';
+SELECT mjs.emit(c.user_id, 'conversation.updated', mjs.conversation_json(c)) FROM mjs.conversations c WHERE id = :'id';
+DELETE FROM mjs.events WHERE user_id = (SELECT id FROM mjs.users WHERE username = :'name');
+COMMIT;
+SQL`, { E2E_USER: 'alice_' + suffix, E2E_CONV: id });
+    } finally {
+      stackShell('mjs_pid api-1 >/dev/null || mjs_start_api 1; mjs_pid api-2 >/dev/null || mjs_start_api 2');
+    }
+    await poll(async () => (await convTitles(A1)).includes('Renamed while away'), "the reload to show the pruned rename in tab 1", 20000);
+    await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'live', 'the live indicator again');
+    A1.allowed = [];
+    A2.allowed = [];
+  });
+}
+
+main().then((ok) => process.exit(ok ? 0 : 1), (e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,113 @@
+// stream.js: the tab's one EventSource on /api/events, and the connection
+// indicator.
+//
+// Invariants:
+// - At most one EventSource per tab. It opens at the event_seq that GET /api/me
+//   gave before the state was loaded over REST, so no change made between the
+//   load and the stream is missed; events that repeat what the load showed are
+//   applied idempotently by the handlers.
+// - lastSeq follows the id of every event seen. When the browser itself gives up
+//   (EventSource closed: 401, 503, a proxy's error page) we reopen with
+//   ?last_event_id=lastSeq ourselves, after checking the session.
+// - On `reset`, and when the stream comes back after a long disconnect, the
+//   state is reloaded over REST (the replay would cover a short one).
+
+import { $ } from './dom.js';
+import { api } from './api.js';
+
+const TYPES = [
+  'conversation.created', 'conversation.updated', 'conversation.deleted',
+  'message.created', 'message.updated', 'message.deleted', 'message.delta',
+  'task.created', 'task.updated', 'task.deleted', 'task.restored',
+];
+const LONG_DISCONNECT_MS = 30000;
+const REOPEN_DELAY_MS = 2000;
+
+let source = null;
+let lastSeq = 0;
+let lostAt = 0;
+let reopenTimer = null;
+let hooks = null;
+
+function setIndicator(state) {
+  const conn = $('conn');
+  conn.dataset.state = state;
+  conn.textContent = state === 'live' ? 'live' : state === 'reconnecting' ? 'reconnecting…' : state;
+}
+
+function noteSeq(event) {
+  const seq = Number(event.lastEventId);
+  if (Number.isSafeInteger(seq) && seq > lastSeq) lastSeq = seq;
+}
+
+function open() {
+  const es = new EventSource('/api/events?last_event_id=' + lastSeq);
+  source = es;
+  es.onopen = () => {
+    if (es !== source) return;
+    setIndicator('live');
+    const long = lostAt && Date.now() - lostAt > LONG_DISCONNECT_MS;
+    lostAt = 0;
+    if (long) hooks.reload('the connection was down for a while');
+  };
+  es.onerror = () => {
+    if (es !== source) return;
+    if (!lostAt) lostAt = Date.now();
+    setIndicator('reconnecting');
+    if (es.readyState === EventSource.CLOSED) {
+      source = null;
+      reopenTimer = setTimeout(reopen, REOPEN_DELAY_MS);
+    }
+  };
+  for (const type of TYPES) {
+    es.addEventListener(type, (event) => {
+      if (es !== source) return;
+      noteSeq(event);
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      hooks.dispatch(type, data);
+    });
+  }
+  es.addEventListener('reset', (event) => {
+    if (es !== source) return;
+    noteSeq(event);
+    hooks.reload('the server asked for a reload');
+  });
+}
+
+// The browser stopped retrying: find out whether the session is still there.
+async function reopen() {
+  reopenTimer = null;
+  if (!hooks) return;
+  try {
+    await api('GET', '/me');
+  } catch (e) {
+    if (e.status === 401) return;  // api.js has sent the tab to the login form
+    reopenTimer = setTimeout(reopen, REOPEN_DELAY_MS);
+    return;
+  }
+  if (hooks && !source) open();
+}
+
+// startStream(seq, {dispatch(type, data), reload(reason)})
+export function startStream(seq, handlers) {
+  stopStream();
+  hooks = handlers;
+  lastSeq = seq;
+  lostAt = 0;
+  setIndicator('connecting');
+  open();
+}
+
+export function stopStream() {
+  if (source) source.close();
+  source = null;
+  hooks = null;
+  if (reopenTimer) clearTimeout(reopenTimer);
+  reopenTimer = null;
+  setIndicator('offline');
+}

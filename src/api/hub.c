@@ -583,13 +583,9 @@ static void process_dirty(struct hub *h)
 			stream_catch_up(h, s);
 		if (!s->dead)
 			stream_flush(h, s);
-		if (s->dead) {
-			if (!s->dirty) {
-				s->link = h->dead;
-				h->dead = s;
-			}
+		/* killed just now while not dirty: stream_kill put it on the dead list already */
+		if (s->dead)
 			continue;
-		}
 		if (s->catching_up && h->db && !s->want_out)
 			mark_dirty(h, s);
 	}

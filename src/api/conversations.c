@@ -4,34 +4,13 @@
  */
 #include "api/conversations.h"
 #include "api/handlers.h"
+#include "api/page.h"
 #include "common/json.h"
 #include "common/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int conversations_parse_cursor(const char *cursor, char *usec, size_t usec_len, char *id)
-{
-	const char *us = strchr(cursor, '_');
-	size_t n;
-
-	if (!us)
-		return -1;
-	n = (size_t)(us - cursor);
-	if (n == 0 || n >= usec_len || n > 18)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (cursor[i] < '0' || cursor[i] > '9')
-			return -1;
-	if (!util_is_uuid(us + 1, strlen(us + 1)))
-		return -1;
-	memcpy(usec, cursor, n);
-	usec[n] = '\0';
-	memcpy(id, us + 1, 36);
-	id[36] = '\0';
-	return 0;
-}
 
 static const char SQL_LIST[] =
 	"SELECT mjs.conversation_json(c)::text, "
@@ -43,45 +22,17 @@ static const char SQL_LIST[] =
 
 void conversations_list(struct call *c)
 {
-	char value[128], usec[24], id[37], limit_s[24];
-	const char *params[4] = { c->user_id, NULL, NULL, limit_s };
-	int64_t limit = LIST_LIMIT_DEFAULT;
+	struct page p;
+	const char *params[4] = { c->user_id, NULL, NULL, p.limit_s };
 	PGresult *res;
-	struct buf *b = &c->resp->body;
-	int n;
 
-	if (http_query_param(c->req->query, "limit", value, sizeof(value)) >= 0 &&
-	    (util_parse_i64(value, &limit) < 0 || limit < 1 || limit > LIST_LIMIT_MAX)) {
-		call_invalid(c, "limit must be an integer from 1 to 200");
+	if (page_parse(c, &p) < 0)
 		return;
-	}
-	if (http_query_param(c->req->query, "cursor", value, sizeof(value)) >= 0 && value[0]) {
-		if (conversations_parse_cursor(value, usec, sizeof(usec), id) < 0) {
-			call_invalid(c, "cursor is not one this server gave out");
-			return;
-		}
-		params[1] = usec;
-		params[2] = id;
-	}
-	snprintf(limit_s, sizeof(limit_s), "%lld", (long long)limit + 1);	/* one more: is there a next page? */
+	params[1] = p.after_usec;
+	params[2] = p.after_id;
 	res = call_exec(c, SQL_LIST, 4, params);
-	if (!res)
-		return;
-	n = PQntuples(res);
-	buf_reset(b);
-	buf_puts(b, "{\"items\":[");
-	for (int i = 0; i < n && i < limit; i++) {
-		if (i)
-			buf_puts(b, ",");
-		buf_append(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-	}
-	buf_puts(b, "],\"next\":");
-	if (n > limit)
-		buf_printf(b, "\"%s\"}", PQgetvalue(res, (int)limit - 1, 1));
-	else
-		buf_puts(b, "null}");
-	c->resp->status = 200;
-	PQclear(res);
+	if (res)
+		page_respond(c, res, &p);
 }
 
 /* Reads the title field; returns 1 absent, 0 ok (*title set), -1 after a 422. */

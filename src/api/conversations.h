@@ -9,13 +9,5 @@
 
 #define CONVERSATION_TITLE_MAX 200
 #define CONVERSATION_DEFAULT_TITLE "New chat"
-#define LIST_LIMIT_DEFAULT 50
-#define LIST_LIMIT_MAX 200
-
-/*
- * Parses a list cursor "<microseconds since epoch>_<uuid>" into its parts.
- * Returns 0 or -1 when malformed.
- */
-int conversations_parse_cursor(const char *cursor, char *usec, size_t usec_len, char *id);
 
 #endif

@@ -65,22 +65,6 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* SIGHUP: the config file again; only log_level is applied. */
-static void reload_config(const char *path, int must_exist)
-{
-	struct config fresh;
-	char err[512];
-
-	config_defaults(&fresh);
-	if (config_load(&fresh, path, must_exist, err, sizeof(err)) < 0)
-		log_error("SIGHUP: config not reloaded: %s", err);
-	else if (log_set_level_name(fresh.log_level) < 0)
-		log_error("SIGHUP: config not reloaded: log_level must be debug, info, warn or error");
-	else
-		log_info("SIGHUP: reloaded log_level=%s (other keys apply on restart)", fresh.log_level);
-	config_free(&fresh);
-}
-
 struct heartbeat {
 	char name[128];
 	char host[64];
@@ -240,7 +224,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			reload_config(path ? path : CONFIG_DEFAULT_PATH, must_exist);
+			config_reload_log_level(path ? path : CONFIG_DEFAULT_PATH, must_exist);
 			continue;
 		}
 		break;

@@ -4,8 +4,8 @@
  * request changes nothing. Deleting is soft: a task in the trash keeps running
  * upstream and keeps its result, and a restore brings it back as it is then.
  */
-#include "api/conversations.h"
 #include "api/handlers.h"
+#include "api/page.h"
 #include "api/tasks.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -24,12 +24,10 @@ static const char SQL_LIST[] =
 
 void tasks_list(struct call *c)
 {
-	char value[128], usec[24], id[37], limit_s[24];
-	const char *params[5] = { c->user_id, NULL, NULL, limit_s, "false" };
-	int64_t limit = LIST_LIMIT_DEFAULT;
-	struct buf *b = &c->resp->body;
+	char value[16];
+	struct page p;
+	const char *params[5] = { c->user_id, NULL, NULL, p.limit_s, "false" };
 	PGresult *res;
-	int n;
 
 	if (http_query_param(c->req->query, "deleted", value, sizeof(value)) >= 0) {
 		if (!strcmp(value, "1") || !strcmp(value, "true"))
@@ -39,38 +37,13 @@ void tasks_list(struct call *c)
 			return;
 		}
 	}
-	if (http_query_param(c->req->query, "limit", value, sizeof(value)) >= 0 &&
-	    (util_parse_i64(value, &limit) < 0 || limit < 1 || limit > LIST_LIMIT_MAX)) {
-		call_invalid(c, "limit must be an integer from 1 to 200");
+	if (page_parse(c, &p) < 0)
 		return;
-	}
-	if (http_query_param(c->req->query, "cursor", value, sizeof(value)) >= 0 && value[0]) {
-		if (conversations_parse_cursor(value, usec, sizeof(usec), id) < 0) {
-			call_invalid(c, "cursor is not one this server gave out");
-			return;
-		}
-		params[1] = usec;
-		params[2] = id;
-	}
-	snprintf(limit_s, sizeof(limit_s), "%lld", (long long)limit + 1);	/* one more: is there a next page? */
+	params[1] = p.after_usec;
+	params[2] = p.after_id;
 	res = call_exec(c, SQL_LIST, 5, params);
-	if (!res)
-		return;
-	n = PQntuples(res);
-	buf_reset(b);
-	buf_puts(b, "{\"items\":[");
-	for (int i = 0; i < n && i < limit; i++) {
-		if (i)
-			buf_puts(b, ",");
-		buf_append(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-	}
-	buf_puts(b, "],\"next\":");
-	if (n > limit)
-		buf_printf(b, "\"%s\"}", PQgetvalue(res, (int)limit - 1, 1));
-	else
-		buf_puts(b, "null}");
-	c->resp->status = 200;
-	PQclear(res);
+	if (res)
+		page_respond(c, res, &p);
 }
 
 static const char SQL_GET[] = "SELECT mjs.task_json(t)::text FROM mjs.tasks t WHERE t.id = $2 AND t.user_id = $1";

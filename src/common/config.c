@@ -3,6 +3,7 @@
  * type, default and bounds; mjs.conf(5) documents the same table.
  */
 #include "common/config.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -310,4 +311,19 @@ void config_free(struct config *cfg)
 			*slot = NULL;
 		}
 	}
+}
+
+void config_reload_log_level(const char *path, int must_exist)
+{
+	struct config fresh;
+	char err[512];
+
+	config_defaults(&fresh);
+	if (config_load(&fresh, path, must_exist, err, sizeof(err)) < 0)
+		log_error("SIGHUP: config not reloaded: %s", err);
+	else if (log_set_level_name(fresh.log_level) < 0)
+		log_error("SIGHUP: config not reloaded: log_level must be debug, info, warn or error");
+	else
+		log_info("SIGHUP: reloaded log_level=%s (other keys apply on restart)", fresh.log_level);
+	config_free(&fresh);
 }

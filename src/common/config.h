@@ -79,4 +79,10 @@ int config_parse_bool(const char *s, int *out);
 
 void config_free(struct config *cfg);
 
+/*
+ * SIGHUP in a daemon: reads path again and applies its log_level; every other
+ * key needs a restart. A bad file changes nothing. Logs what it did.
+ */
+void config_reload_log_level(const char *path, int must_exist);
+
 #endif

@@ -64,22 +64,6 @@ struct worker {
 	int config_must_exist;
 };
 
-/* SIGHUP: the config file again; only log_level is applied. */
-static void reload_config(const char *path, int must_exist)
-{
-	struct config fresh;
-	char err[512];
-
-	config_defaults(&fresh);
-	if (config_load(&fresh, path, must_exist, err, sizeof(err)) < 0)
-		log_error("SIGHUP: config not reloaded: %s", err);
-	else if (log_set_level_name(fresh.log_level) < 0)
-		log_error("SIGHUP: config not reloaded: log_level must be debug, info, warn or error");
-	else
-		log_info("SIGHUP: reloaded log_level=%s (other keys apply on restart)", fresh.log_level);
-	config_free(&fresh);
-}
-
 static void gen_free(struct gen *g)
 {
 	upstream_sse_free(&g->parser);
@@ -344,7 +328,7 @@ static void run(struct worker *w)
 		}
 		if (hup_signal) {
 			hup_signal = 0;
-			reload_config(w->config_path, w->config_must_exist);
+			config_reload_log_level(w->config_path, w->config_must_exist);
 		}
 		if (w->db && now >= w->next_flush)
 			flush_start(w, now);

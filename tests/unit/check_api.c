@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "api/auth.h"
-#include "api/conversations.h"
+#include "api/page.h"
 #include "api/stream.h"
 #include "suites.h"
 
@@ -69,12 +69,12 @@ START_TEST(test_parse_cursor_splits_usec_and_id)
 {
 	char usec[24], id[37];
 
-	ck_assert_int_eq(conversations_parse_cursor("1712345678901234_" UUID_A, usec, sizeof(usec), id), 0);
+	ck_assert_int_eq(page_parse_cursor("1712345678901234_" UUID_A, usec, sizeof(usec), id), 0);
 	ck_assert_str_eq(usec, "1712345678901234");
 	ck_assert_str_eq(id, UUID_A);
-	ck_assert_int_eq(conversations_parse_cursor("0_" UUID_A, usec, sizeof(usec), id), 0);
+	ck_assert_int_eq(page_parse_cursor("0_" UUID_A, usec, sizeof(usec), id), 0);
 	ck_assert_str_eq(usec, "0");
-	ck_assert_int_eq(conversations_parse_cursor("999999999999999999_" UUID_A, usec, sizeof(usec), id), 0);
+	ck_assert_int_eq(page_parse_cursor("999999999999999999_" UUID_A, usec, sizeof(usec), id), 0);
 	ck_assert_str_eq(usec, "999999999999999999");
 }
 END_TEST
@@ -90,11 +90,11 @@ START_TEST(test_parse_cursor_rejects_malformed)
 	char usec[24], id[37];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(conversations_parse_cursor(bad[i], usec, sizeof(usec), id) == -1,
+		ck_assert_msg(page_parse_cursor(bad[i], usec, sizeof(usec), id) == -1,
 			      "\"%s\" was accepted", bad[i]);
 	/* a usec buffer too small for the digits is an error, not an overflow */
-	ck_assert_int_eq(conversations_parse_cursor("12345_" UUID_A, usec, 5, id), -1);
-	ck_assert_int_eq(conversations_parse_cursor("1234_" UUID_A, usec, 5, id), 0);
+	ck_assert_int_eq(page_parse_cursor("12345_" UUID_A, usec, 5, id), -1);
+	ck_assert_int_eq(page_parse_cursor("1234_" UUID_A, usec, 5, id), 0);
 	ck_assert_str_eq(usec, "1234");
 }
 END_TEST

@@ -5,7 +5,7 @@ and the demo. Python 3 standard library only.
 
     python3 dev/fake_upstream.py PORT
 
-Listens on 127.0.0.1:PORT (threaded, one thread per request) and speaks:
+Listens on 127.0.0.1:PORT and speaks (HTTP/1.1, keep-alive):
 
     GET  /healthz                 200 {"status":"ok"}
     GET  /stats                   counters: chat requests, streams open, streams
@@ -67,20 +67,30 @@ than one per `step` seconds): NOT_START/queued at submit, SUBMITTED/in_progress
 An unknown knob is a 400 error, so a typo in a test cannot pass silently.
 Routes live in one table (ROUTES); a protocol is a handler function per route.
 One log line per request goes to stderr. SIGTERM and SIGINT stop the server.
+
+One thread, one asyncio event loop, a small HTTP/1.1 parser of its own: the
+benchmark runs hundreds of streams at once, and a thread per stream sleeping
+between tokens cost more CPU than the server under test. A stream is a timer
+per token (loop.call_at on its own schedule, start + i/tps); each token is one
+write, without waiting for the client to read it, up to a 64 KiB buffer, past
+which the stream waits for the client (as a blocking write did). A client that
+closes its connection is noticed at once (streams_abandoned).
 """
 
+import asyncio
+import email.utils
+import html
 import json
 import re
-import select
 import signal
-import socket
 import struct
 import sys
 import threading
 import time
+import traceback
 import uuid
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 MAX_BODY = 1 << 20
 HANG_LIMIT_S = 3600          # a hanging response gives up after this long
@@ -220,66 +230,134 @@ def handle_chat_completions(req, match, body):
             'code': 'fake_failure'}})
         return
     if request.get('stream') is True:
-        stream_chat(req, model, knobs)
+        ChatStream(req, model, knobs).start()
         return
     if knobs['hang']:
         req.wait_for_client_to_leave()
         return
-    if knobs['delay'] > 0:
-        time.sleep(knobs['delay'])
-    if knobs['tps'] > 0:
-        time.sleep(knobs['tokens'] / knobs['tps'])
-    content = ''.join(token_text(knobs) for _ in range(knobs['tokens']))
-    req.send_json(200, {
-        'id': 'chatcmpl-%s' % uuid.uuid4().hex, 'object': 'chat.completion',
-        'created': int(time.time()), 'model': model,
-        'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': content},
-                     'finish_reason': 'stop'}],
-        'usage': {'prompt_tokens': 0, 'completion_tokens': knobs['tokens'],
-                  'total_tokens': knobs['tokens']}})
+
+    def answer():
+        content = ''.join(token_text(knobs) for _ in range(knobs['tokens']))
+        req.send_json(200, {
+            'id': 'chatcmpl-%s' % uuid.uuid4().hex, 'object': 'chat.completion',
+            'created': int(time.time()), 'model': model,
+            'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': content},
+                         'finish_reason': 'stop'}],
+            'usage': {'prompt_tokens': 0, 'completion_tokens': knobs['tokens'],
+                      'total_tokens': knobs['tokens']}})
+
+    wait = knobs['delay'] + (knobs['tokens'] / knobs['tps'] if knobs['tps'] > 0 else 0)
+    if wait > 0:
+        req.answer_later(wait, answer)      # the loop goes on meanwhile
+    else:
+        answer()
 
 
-def stream_chat(req, model, knobs):
-    """The streamed answer: one chunk per token, paced at tps, then stop and [DONE]."""
-    cid = 'chatcmpl-%s' % uuid.uuid4().hex
-    created = int(time.time())
+class ChatStream:
+    """The streamed answer: one chunk per token, paced at tps from the first
+    token (start + i/tps, so a late token does not delay the next ones), then
+    stop and [DONE]. Driven by the event loop's timers, one call per token; the
+    chunks are the bytes json.dumps(chunk, separators=(',', ':')) gives, built
+    from a prefix and a suffix computed once."""
 
-    def chunk(delta, finish_reason):
-        return {'id': cid, 'object': 'chat.completion.chunk', 'created': created, 'model': model,
-                'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish_reason}]}
+    def __init__(self, req, model, knobs):
+        self.req = req
+        self.knobs = knobs
+        self.tokens = knobs['tokens']
+        self.tps = knobs['tps']
+        self.fail_after = knobs['fail_after']
+        self.stamp = knobs['stamp']
+        self.i = 0
+        self.start_time = 0.0
+        self.timer = None
+        self.waiting = False        # for the client to read what is buffered
+        self.done = False
+        head = '{"id":"chatcmpl-%s","object":"chat.completion.chunk","created":%d,"model":%s,' \
+               '"choices":[{"index":0,"delta":{' % (uuid.uuid4().hex, int(time.time()), json.dumps(model))
+        self.first_prefix = (head + '"role":"assistant","content":').encode()
+        self.prefix = (head + '"content":').encode()
+        self.suffix = b'},"finish_reason":null}]}\n\n'
+        self.tail = self.event(head + '},"finish_reason":"stop"}]}') + self.event('[DONE]') + b'0\r\n\r\n'
 
-    req.start_event_stream()
-    STATS.add('streams_open')
-    try:
-        if knobs['hang']:
-            req.wait_for_client_to_leave()
+    @staticmethod
+    def event(data):
+        payload = ('data: %s\n\n' % data).encode('utf-8')
+        return b'%x\r\n%s\r\n' % (len(payload), payload)
+
+    def start(self):
+        req = self.req
+        req.start_event_stream()
+        STATS.add('streams_open')
+        req.on_client_gone = self.client_gone
+        req.on_writable = self.writable
+        if self.knobs['hang']:
+            req.wait_for_client_to_leave(self.finish)
             return
-        if knobs['delay'] > 0:
-            time.sleep(knobs['delay'])
-        start = time.monotonic()
-        for i in range(knobs['tokens']):
-            if i == knobs['fail_after']:
-                req.note += ' dropped_after=%d' % i
-                req.drop_connection()
-                return
-            if knobs['tps'] > 0:
-                delay = start + i / knobs['tps'] - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            delta = {'role': 'assistant', 'content': token_text(knobs)} if i == 0 \
-                else {'content': token_text(knobs)}
-            req.send_event(chunk(delta, None))
-        if knobs['fail_after'] == knobs['tokens']:
+        self.start_time = LOOP.time() + self.knobs['delay']
+        if self.knobs['delay'] > 0:
+            self.timer = LOOP.call_at(self.start_time, self.tick)
+        else:
+            self.tick()
+
+    def tick(self):
+        self.timer = None
+        req = self.req
+        try:
+            while not self.done:
+                i = self.i
+                if i == self.tokens:
+                    if self.fail_after == i:
+                        req.drop_connection()
+                    else:
+                        req.write(self.tail)
+                    self.finish()
+                    return
+                if i == self.fail_after:
+                    req.note += ' dropped_after=%d' % i
+                    req.drop_connection()
+                    self.finish()
+                    return
+                if self.tps > 0:
+                    due = self.start_time + i / self.tps
+                    if due > LOOP.time():
+                        self.timer = LOOP.call_at(due, self.tick)
+                        return
+                if req.conn.paused:
+                    self.waiting = True
+                    return
+                text = b'"tok@T%019d "' % time.time_ns() if self.stamp else b'"tok "'
+                payload = b'data: %s%s%s' % (self.first_prefix if i == 0 else self.prefix, text, self.suffix)
+                req.write(b'%x\r\n%s\r\n' % (len(payload), payload))
+                self.i = i + 1
+        except ClientGone:
+            self.client_gone()
+        except Exception:
+            traceback.print_exc()
             req.drop_connection()
+            self.finish()
+
+    def writable(self):
+        if self.waiting and not self.done:
+            self.waiting = False
+            self.tick()
+
+    def finish(self):
+        if self.done:
             return
-        req.send_event(chunk({}, 'stop'))
-        req.send_event('[DONE]')
-        req.end_chunked()
-    except ClientGone:
-        STATS.add('streams_abandoned')
-        req.note += ' client_gone'
-    finally:
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         STATS.add('streams_open', -1)
+        self.req.finish()
+
+    def client_gone(self):
+        if self.done:
+            return
+        STATS.add('streams_abandoned')
+        self.req.note += ' client_gone'
+        self.req.close_connection = True
+        self.finish()
 
 
 # ---------------------------------------------------------------------------
@@ -506,61 +584,84 @@ ROUTES = [
 
 
 # ---------------------------------------------------------------------------
-# HTTP plumbing
+# HTTP plumbing: one asyncio event loop in one thread. A connection (Conn)
+# parses its requests itself and answers them one at a time; a Request offers
+# handlers what BaseHTTPRequestHandler did (headers, send_json, send_response,
+# send_header, end_headers, write) plus ways to answer later without blocking.
 # ---------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    server_version = 'mjs-fake-upstream/1'
+LOOP = None                  # the event loop, set by main()
+MAX_HEAD = 65536             # request line and headers
+HEAD_END = re.compile(rb'\r?\n\r?\n')
+SERVER_VERSION = 'mjs-fake-upstream/1 Python/' + sys.version.split()[0]
+RESPONSES = BaseHTTPRequestHandler.responses
+_date_cache = [0, '']
 
-    def do_GET(self):
-        self.dispatch()
 
-    def do_POST(self):
-        self.dispatch()
+def http_date():
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0], _date_cache[1] = now, email.utils.formatdate(now, usegmt=True)
+    return _date_cache[1]
 
-    def dispatch(self):
+
+def log_line(text):
+    sys.stderr.write(text)
+
+
+class Headers(dict):
+    """Request headers by lower-case name; the first of repeated headers wins."""
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+
+class Request:
+    """One request on a connection. A handler answers through it; when it
+    returns, the request is over (one log line), unless it is pending: a stream,
+    a hang or a delayed answer, which call finish() when they are done."""
+
+    def __init__(self, conn, command, path, headers, close_connection):
+        self.conn = conn
+        self.command = command
+        self.path = path
+        self.headers = headers
+        self.close_connection = close_connection
         self.note = ''
         self.status = 0
-        try:
-            self.route()
-        finally:
-            sys.stderr.write('info method=%s path=%s status=%s %s\n' % (
-                self.command, self.path, self.status or '-', self.note.strip()))
+        self.pending = False
+        self.active = True
+        self.timer = None
+        self.on_client_gone = None   # called instead of the default when the client leaves
+        self.on_writable = None      # called when the client has read what was buffered
+        self.head = []
 
-    def route(self):
-        path = self.path.split('?', 1)[0]
-        allowed = []
-        for method, pattern, handler in ROUTES:
-            match = pattern.fullmatch(path)
-            if not match:
-                continue
-            if method != self.command:
-                allowed.append(method)
-                continue
-            try:
-                handler(self, match, self.read_body())
-            except BadRequest as e:
-                self.send_json(400, {'error': {'message': str(e), 'type': 'invalid_request_error',
-                                               'code': 'bad_request'}})
-            except ClientGone:
-                self.note += ' client_gone'
+    # -- what handlers use, as in BaseHTTPRequestHandler
+
+    def send_response(self, code, message=None):
+        if message is None:
+            message = RESPONSES[code][0] if code in RESPONSES else ''
+        self.head = ['HTTP/1.1 %d %s\r\n' % (code, message),
+                     'Server: %s\r\n' % SERVER_VERSION, 'Date: %s\r\n' % http_date()]
+
+    def send_header(self, keyword, value):
+        self.head.append('%s: %s\r\n' % (keyword, value))
+        if keyword.lower() == 'connection':
+            if value.lower() == 'close':
                 self.close_connection = True
-            return
-        if allowed:
-            self.send_json(405, {'error': {'message': 'method not allowed', 'code': 'method'}})
-        else:
-            self.send_json(404, {'error': {'message': 'no such route', 'code': 'not_found'}})
+            elif value.lower() == 'keep-alive':
+                self.close_connection = False
 
-    def read_body(self):
-        try:
-            length = int(self.headers.get('Content-Length') or 0)
-        except ValueError:
-            raise BadRequest('bad Content-Length')
-        if length < 0 or length > MAX_BODY:
-            self.close_connection = True
-            raise BadRequest('body too large')
-        return self.rfile.read(length) if length else b''
+    def end_headers(self):
+        self.head.append('\r\n')
+        data = ''.join(self.head).encode('latin-1', 'strict')
+        self.head = []
+        self.write(data)
+
+    def write(self, data):
+        if self.conn.lost:
+            raise ClientGone()
+        self.conn.transport.write(data)
 
     def json_body(self, body):
         try:
@@ -571,13 +672,6 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest('body must be a JSON object')
         return value
 
-    def write(self, data):
-        try:
-            self.wfile.write(data)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            raise ClientGone()
-
     def send_json(self, status, value):
         data = (json.dumps(value) + '\n').encode('utf-8')
         self.status = status
@@ -587,6 +681,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.write(data)
 
+    def send_error(self, code, message):
+        """BaseHTTPRequestHandler.send_error: an HTML error page, then close."""
+        log_line('warn code %d, message %s\n' % (code, message))
+        explain = RESPONSES[code][1] if code in RESPONSES else ''
+        body = (BaseHTTPRequestHandler.error_message_format % {
+            'code': code, 'message': html.escape(message, quote=False),
+            'explain': html.escape(explain, quote=False)}).encode('UTF-8', 'replace')
+        self.status = code
+        self.send_response(code, message)
+        self.send_header('Connection', 'close')
+        self.send_header('Content-Type', BaseHTTPRequestHandler.error_content_type)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.write(body)
+
     def start_event_stream(self):
         self.status = 200
         self.send_response(200)
@@ -594,66 +703,275 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header('Cache-Control', 'no-cache')
         self.send_header('Transfer-Encoding', 'chunked')
         self.end_headers()
-        self.write(b'')
-
-    def send_event(self, value):
-        data = value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))
-        payload = ('data: %s\n\n' % data).encode('utf-8')
-        self.write(b'%x\r\n%s\r\n' % (len(payload), payload))
-
-    def end_chunked(self):
-        self.write(b'0\r\n\r\n')
+        self.pending = True
 
     def drop_connection(self):
-        """Ends the connection abruptly, as an upstream that crashed mid-answer."""
+        """Ends the connection once the request is over, without ending the
+        answer: an upstream that crashed mid-answer."""
         self.close_connection = True
+
+    def wait_for_client_to_leave(self, on_limit=None):
+        """The request stays pending until the client closes the connection
+        (or HANG_LIMIT_S passes: then on_limit, or the end of the request)."""
+        self.close_connection = True
+        self.pending = True
+        self.timer = LOOP.call_later(HANG_LIMIT_S, on_limit or self.finish)
+
+    def answer_later(self, wait, answer):
+        """Calls answer() in wait seconds, then ends the request."""
+        self.pending = True
+
+        def run():
+            self.timer = None
+            if not self.active:
+                return
+            try:
+                answer()
+            except ClientGone:
+                self.note += ' client_gone'
+                self.close_connection = True
+            except Exception:
+                traceback.print_exc()
+                self.close_connection = True
+            self.finish()
+        self.timer = LOOP.call_later(wait, run)
+
+    # -- the request's end
+
+    def client_gone(self):
+        """The client closed its connection (or the connection broke)."""
+        if not self.active:
+            return
+        if self.on_client_gone is not None:
+            self.on_client_gone()
+            return
+        self.note += ' client_gone'
+        self.close_connection = True
+        self.finish()
+
+    def finish(self):
+        if not self.active:
+            return
+        self.active = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.command is not None:
+            log_line('info method=%s path=%s status=%s %s\n' % (
+                self.command, self.path, self.status or '-', self.note.strip()))
+        self.conn.request_done(self)
+
+
+def route(req, body, body_error):
+    path = req.path.split('?', 1)[0]
+    allowed = []
+    for method, pattern, handler in ROUTES:
+        match = pattern.fullmatch(path)
+        if not match:
+            continue
+        if method != req.command:
+            allowed.append(method)
+            continue
         try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
+            if body_error:
+                raise BadRequest(body_error)
+            handler(req, match, body)
+        except BadRequest as e:
+            req.send_json(400, {'error': {'message': str(e), 'type': 'invalid_request_error',
+                                          'code': 'bad_request'}})
+        except ClientGone:
+            req.note += ' client_gone'
+            req.close_connection = True
+            req.pending = False
+        return
+    if allowed:
+        req.send_json(405, {'error': {'message': 'method not allowed', 'code': 'method'}})
+    else:
+        req.send_json(404, {'error': {'message': 'no such route', 'code': 'not_found'}})
+
+
+def dispatch(req, body, body_error):
+    try:
+        route(req, body, body_error)
+    except ClientGone:
+        req.note += ' client_gone'
+        req.close_connection = True
+        req.pending = False
+    except Exception:
+        traceback.print_exc()
+        req.close_connection = True
+        req.pending = False
+    if not req.pending:
+        req.finish()
+
+
+class Conn(asyncio.Protocol):
+    """One client connection: parses requests (request line, headers, a
+    Content-Length body) and dispatches them one at a time."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buf = bytearray()
+        self.req = None
+        self.lost = False
+        self.paused = False
+        self.processing = False
+        self.sent_continue = False
+
+    def data_received(self, data):
+        self.buf += data
+        if self.req is None and not self.processing:
+            self.process()
+
+    def eof_received(self):
+        if self.req is not None:
+            self.req.client_gone()
+        return False                # close the connection
+
+    def connection_lost(self, exc):
+        self.lost = True
+        if self.req is not None:
+            self.req.client_gone()
+
+    def pause_writing(self):
+        self.paused = True
+
+    def resume_writing(self):
+        # Not from here: asyncio calls this in the middle of its own write
+        # bookkeeping, and a write or close from it can run connection_lost twice.
+        self.paused = False
+        if self.req is not None and self.req.on_writable is not None:
+            LOOP.call_soon(self.req.on_writable)
+
+    def request_done(self, req):
+        if self.req is req:
+            self.req = None
+        if self.lost:
+            return
+        if req.close_connection:
+            self.transport.close()
+        elif self.buf and not self.processing:
+            self.process()
+
+    def process(self):
+        self.processing = True
+        try:
+            while self.req is None and not self.lost and not self.transport.is_closing():
+                if not self.parse_one():
+                    break
+        finally:
+            self.processing = False
+
+    def fail(self, code, message):
+        req = Request(self, None, '', Headers(), True)
+        self.req = req
+        try:
+            req.send_error(code, message)
+        except ClientGone:
             pass
+        req.finish()
 
-    def wait_for_client_to_leave(self):
-        """Blocks until the client closes the connection (or HANG_LIMIT_S passes)."""
-        self.close_connection = True
-        deadline = time.monotonic() + HANG_LIMIT_S
-        while time.monotonic() < deadline:
-            readable, _, _ = select.select([self.connection], [], [], 1.0)
-            if readable:
-                try:
-                    if not self.connection.recv(4096):
-                        raise ClientGone()
-                except OSError:
-                    raise ClientGone()
+    def parse_one(self):
+        """Dispatches the request at the start of the buffer; False when it
+        has not fully arrived yet (or the connection is to close)."""
+        buf = self.buf
+        while buf[:1] in (b'\r', b'\n') and buf:
+            del buf[:1]             # stray line ends between requests
+        m = HEAD_END.search(buf)
+        if m is None:
+            if len(buf) > MAX_HEAD:
+                self.fail(431, 'Request header fields too large')
+            return False
+        if m.start() > MAX_HEAD:
+            self.fail(431, 'Request header fields too large')
+            return False
+        lines = bytes(buf[:m.start()]).decode('iso-8859-1').split('\n')
+        words = lines[0].rstrip('\r').split()
+        if len(words) != 3:
+            self.fail(400, 'Bad request syntax (%r)' % lines[0].rstrip('\r'))
+            return False
+        command, path, version = words
+        try:
+            if not version.startswith('HTTP/'):
+                raise ValueError
+            major, minor = version.split('/', 1)[1].split('.')
+            version_number = int(major), int(minor)
+        except ValueError:
+            self.fail(400, 'Bad request version (%r)' % version)
+            return False
+        if version_number >= (2, 0):
+            self.fail(505, 'Invalid HTTP version (%s)' % version[5:])
+            return False
+        headers = Headers()
+        last = None
+        for line in lines[1:]:
+            line = line.rstrip('\r')
+            if line[:1] in (' ', '\t') and last is not None:
+                headers[last] += ' ' + line.strip()
+                continue
+            name, sep, value = line.partition(':')
+            if not sep:
+                continue
+            last = name.strip().lower()
+            if last not in headers:
+                headers[last] = value.strip()
+            else:
+                last = None
+        close = version_number < (1, 1)
+        conntype = headers.get('Connection', '').lower()
+        if conntype == 'close':
+            close = True
+        elif conntype == 'keep-alive':
+            close = False
 
-    def log_request(self, code='-', size='-'):
-        pass    # dispatch() writes one line per request when it is done
+        body, body_error, end = b'', None, m.end()
+        try:
+            length = int(headers.get('Content-Length') or 0)
+        except ValueError:
+            length, body_error = 0, 'bad Content-Length'
+        if not body_error and (length < 0 or length > MAX_BODY):
+            body_error = 'body too large'
+        if body_error:
+            close = True        # what follows the headers cannot be read
+        elif length:
+            if len(buf) < end + length:
+                if (not self.sent_continue and version_number >= (1, 1) and
+                        headers.get('Expect', '').lower() == '100-continue'):
+                    self.sent_continue = True
+                    self.transport.write(b'HTTP/1.1 100 Continue\r\n\r\n')
+                return False
+            body = bytes(buf[end:end + length])
+            end += length
+        del buf[:end]
+        self.sent_continue = False
+        if path.startswith('//'):
+            path = '/' + path.lstrip('/')
 
-    def log_message(self, fmt, *args):
-        sys.stderr.write('warn %s\n' % (fmt % args))
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True           # a hanging stream never blocks shutdown
-    request_queue_size = 1024
-    allow_reuse_address = True
+        if command not in ('GET', 'POST'):
+            self.fail(501, 'Unsupported method (%r)' % command)
+            return False
+        req = Request(self, command, path, headers, close)
+        self.req = req
+        dispatch(req, body, body_error)
+        return True
 
 
 def main(argv):
+    global LOOP
     if len(argv) != 1 or not argv[0].isdigit():
         sys.stderr.write('usage: fake_upstream.py PORT\n')
         return 2
     port = int(argv[0])
-    server = Server(('127.0.0.1', port), Handler)
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    LOOP = asyncio.new_event_loop()
+    asyncio.set_event_loop(LOOP)
+    server = LOOP.run_until_complete(LOOP.create_server(
+        Conn, '127.0.0.1', port, backlog=1024, reuse_address=True))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        LOOP.add_signal_handler(signum, LOOP.stop)
     sys.stderr.write('info fake upstream listening addr=127.0.0.1:%d\n' % port)
     sys.stderr.flush()
-    server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    LOOP.run_forever()
+    server.close()
     sys.stderr.write('info fake upstream stopped\n')
     return 0
 

@@ -85,7 +85,6 @@ import re
 import signal
 import struct
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -104,18 +103,15 @@ class Stats:
     """Counters shown by GET /stats, for tests that check what the worker did upstream."""
 
     def __init__(self):
-        self.lock = threading.Lock()
         self.values = {'chat_requests': 0, 'streams_open': 0, 'streams_abandoned': 0,
                        'image_submits': 0, 'image_fetches': 0, 'video_submits': 0,
                        'video_fetches': 0}
 
     def add(self, key, n=1):
-        with self.lock:
-            self.values[key] += n
+        self.values[key] += n
 
     def snapshot(self):
-        with self.lock:
-            return dict(self.values)
+        return dict(self.values)
 
 
 STATS = Stats()
@@ -180,15 +176,13 @@ def parse_task_knobs(prompt):
 
 
 SUBMITS = {}                 # prompt -> submits seen, for fail_times
-SUBMITS_LOCK = threading.Lock()
 
 
 def submit_knobs(prompt):
     """The knobs of one submit of prompt: past the first fail_times submits of
     this prompt, fail and submit_fail are off."""
     knobs = parse_task_knobs(prompt)
-    with SUBMITS_LOCK:
-        SUBMITS[prompt] = n = SUBMITS.get(prompt, 0) + 1
+    SUBMITS[prompt] = n = SUBMITS.get(prompt, 0) + 1
     if knobs['fail_times'] and n > knobs['fail_times']:
         knobs.update(fail=False, submit_fail=0)
     return knobs
@@ -411,13 +405,11 @@ class FakeTask:
 
 
 TASKS = {}
-TASKS_LOCK = threading.Lock()
 
 
 def new_task(kind, prompt, knobs):
     task = FakeTask(kind, prompt, knobs)
-    with TASKS_LOCK:
-        TASKS[task.id] = task
+    TASKS[task.id] = task
     STATS.add(kind + '_submits')
     return task
 
@@ -425,12 +417,11 @@ def new_task(kind, prompt, knobs):
 def fetch_task(req, kind, task_id):
     """The task after one poll, or None after answering 404 or 503."""
     STATS.add(kind + '_fetches')
-    with TASKS_LOCK:
-        task = TASKS.get(task_id)
-        if task is None or task.kind != kind:
-            req.send_json(404, {'error': {'message': 'no such task %s' % task_id, 'code': 'not_found'}})
-            return None
-        up = task.fetch()
+    task = TASKS.get(task_id)
+    if task is None or task.kind != kind:
+        req.send_json(404, {'error': {'message': 'no such task %s' % task_id, 'code': 'not_found'}})
+        return None
+    up = task.fetch()
     req.note = 'task=%s stage=%d' % (task.id, task.stage)
     if not up:
         req.send_json(503, {'error': {'message': 'fake upstream is down for a while', 'code': 'down'}})
@@ -563,8 +554,7 @@ def handle_fake_image(req, match, body):
 
 
 def handle_fake_tasks(req, match, body):
-    with TASKS_LOCK:
-        tasks = [t.summary() for t in TASKS.values()]
+    tasks = [t.summary() for t in TASKS.values()]
     req.send_json(200, {'tasks': tasks})
 
 

@@ -402,6 +402,18 @@ static int resolve_loopback(struct load *L)
 	return -1;
 }
 
+/* The Cookie header value for a cookie-file line: a bare token or a whole "k=v" list. */
+static char *cookie_header_dup(const char *token)
+{
+	char *c = NULL;
+
+	if (strchr(token, '='))
+		return strdup(token);
+	if (asprintf(&c, "mjs_session=%s", token) < 0)
+		return NULL;
+	return c;
+}
+
 /*
  * Reads one user per line: a bare session token becomes "mjs_session=<token>", a line
  * with '=' is taken as the whole Cookie value. Blank lines and '#' comments are skipped.
@@ -443,11 +455,7 @@ static int read_cookies(struct load *L)
 		}
 		u = &L->users[L->nusers];
 		memset(u, 0, sizeof(*u));
-		if (strchr(s, '=')) {
-			u->cookie = strdup(s);
-		} else if (asprintf(&u->cookie, "mjs_session=%s", s) < 0) {
-			u->cookie = NULL;
-		}
+		u->cookie = cookie_header_dup(s);
 		if (!u->cookie)
 			goto out;
 		L->nusers++;
@@ -1086,17 +1094,6 @@ static void tab_readable(struct load *L, int i)
 }
 
 /* ------------------------------------------------------------------ the change writer */
-
-static char *cookie_header_dup(const char *token)
-{
-	char *c = NULL;
-
-	if (strchr(token, '='))
-		return strdup(token);
-	if (asprintf(&c, "mjs_session=%s", token) < 0)
-		return NULL;
-	return c;
-}
 
 /* Reads "cookie conversation-id" lines for the writer. */
 static int read_targets(struct load *L)

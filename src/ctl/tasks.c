@@ -34,14 +34,13 @@ int ctl_task_list(struct ctl *c)
 	char limit[24];
 	const char *params[3] = { (c->opts & OPT_ALL) ? "true" : "false", c->user, limit };
 	PGresult *res;
-	int ok;
 
 	snprintf(limit, sizeof(limit), "%lld", (c->opts & OPT_LIMIT) ? c->limit : 100LL);
 	if (c->user && !ctl_username_ok(c->user))
 		return EXIT_USAGE;
 	if (!ctl_db(c))
 		return EXIT_NODB;
-	if (c->user && (ok = ctl_user_exists(c, c->user)) <= 0)
+	if (c->user && ctl_user_exists(c, c->user) <= 0)
 		return EXIT_FAIL;
 	if (!(res = db_exec(c->db, SQL_TASK_LIST, 3, params)))
 		return EXIT_FAIL;

@@ -16,6 +16,9 @@
 #include "common/util.h"
 #include "worker/upstream_sse.h"
 
+/* A longer reply is folded from its chunks by the database instead (sql/007). */
+#define GEN_TEXT_MAX (4 << 20)
+
 struct gen {
 	char id[37];
 	char user_id[37];
@@ -30,6 +33,10 @@ struct gen {
 	struct buf error_body;		/* body of an HTTP error answer */
 	struct upstream_sse parser;
 	struct buf pending;		/* text not yet flushed */
+	/* whole: the message had no text when claimed, so text (every flushed byte)
+	 * is all of it and goes with the final status; cleared past GEN_TEXT_MAX */
+	int whole;
+	struct buf text;
 	const char *status;		/* status to write at the next flush, or NULL */
 	unsigned status_version;	/* bumped by every gen_set_status() */
 	const char *db_status;		/* status as last written */

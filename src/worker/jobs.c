@@ -41,6 +41,7 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 		snprintf(g->model, sizeof(g->model), "%s", PQgetvalue(res, i, 3));
 		g->attempt = atoi(PQgetvalue(res, i, 4));
 		g->content_chars = atol(PQgetvalue(res, i, 6));
+		g->whole = g->content_chars == 0;
 		g->db_status = !strcmp(status, "streaming") ? "streaming" : !strcmp(status, "pending") ? "pending"
 												  : "created";
 		g->stop = PQgetvalue(res, i, 7)[0] == 't';
@@ -61,70 +62,127 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 	return n;
 }
 
-static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json) AS id";
+static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json, $2::uuid[]) AS id";
 
-int jobs_flush_start(PGconn *db, struct gen *list)
+void jobs_drops_free(struct jobs_drops *d)
+{
+	free(d->ids);
+	memset(d, 0, sizeof(*d));
+}
+
+static void drops_add(struct jobs_drops *d, const char *id)
+{
+	if (d->len == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		char (*ids)[37] = realloc(d->ids, cap * sizeof(*ids));
+		if (!ids)
+			return;		/* mjs.sweep_chunks() gets these chunks later */
+		d->ids = ids;
+		d->cap = cap;
+	}
+	snprintf(d->ids[d->len++], sizeof(d->ids[0]), "%s", id);
+}
+
+/* One job of the flush: what is new since the last one. */
+static struct json_object *flush_job(struct gen *g)
+{
+	struct json_object *o = json_object_new_object();
+	const char *pending = g->pending.data ? g->pending.data : "";
+	int final = g->status && g->final;
+
+	json_object_object_add(o, "id", json_object_new_string(g->id));
+	json_object_object_add(o, "user_id", json_object_new_string(g->user_id));
+	json_object_object_add(o, "offset", json_object_new_int64(g->content_chars));
+	json_object_object_add(o, "text", json_object_new_string_len(pending, (int)g->pending.len));
+	json_object_object_add(o, "status", g->status ? json_object_new_string(g->status) : NULL);
+	json_object_object_add(o, "error", g->status && g->error[0] ? json_object_new_string(g->error) : NULL);
+	json_object_object_add(o, "tokens", json_object_new_int64(g->chunks));
+	if (final && g->whole) {
+		/* the whole text: the database stores it instead of folding the chunks */
+		struct buf all = { 0 };
+		if (buf_append(&all, g->text.data ? g->text.data : "", g->text.len) == 0 &&
+		    buf_append(&all, pending, g->pending.len) == 0)
+			json_object_object_add(o, "content", json_object_new_string_len(all.data ? all.data : "",
+											   (int)all.len));
+		buf_free(&all);
+	}
+	return o;
+}
+
+int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops)
 {
 	struct json_object *batch = json_object_new_array();
-	const char *params[1];
+	struct buf ids = { 0 };
+	const char *params[2];
 	int count = 0, sent;
 
 	for (struct gen *g = list; g; g = g->next) {
-		struct json_object *o;
 		if (!g->dirty)
 			continue;
-		o = json_object_new_object();
-		json_object_object_add(o, "id", json_object_new_string(g->id));
-		json_object_object_add(o, "offset", json_object_new_int64(g->content_chars));
-		json_object_object_add(o, "text", json_object_new_string_len(g->pending.data ? g->pending.data : "",
-									    (int)g->pending.len));
-		json_object_object_add(o, "status", g->status ? json_object_new_string(g->status) : NULL);
-		json_object_object_add(o, "error", g->status && g->error[0] ? json_object_new_string(g->error) : NULL);
-		json_object_object_add(o, "tokens", json_object_new_int64(g->chunks));
-		json_object_array_add(batch, o);
+		json_object_array_add(batch, flush_job(g));
 		g->in_flush = 1;
 		g->flush_len = g->pending.len;
 		g->flush_status = g->status;
 		g->flush_version = g->status_version;
 		count++;
 	}
-	if (count == 0) {
+	drops->sending = drops->len < JOBS_DROP_MAX ? drops->len : JOBS_DROP_MAX;
+	if (count == 0 && drops->sending == 0) {
 		json_object_put(batch);
 		return 0;
 	}
+	buf_puts(&ids, "{");
+	for (size_t i = 0; i < drops->sending; i++)
+		buf_printf(&ids, "%s%s", i ? "," : "", drops->ids[i]);
+	buf_puts(&ids, "}");
 	params[0] = json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	params[1] = ids.data ? ids.data : "{}";
 	/* the connection stays blocking: the batch is sent whole here, only the answer is awaited */
-	sent = PQsendQueryParams(db, SQL_FLUSH, 1, NULL, params, NULL, NULL, 0);
+	sent = PQsendQueryParams(db, SQL_FLUSH, 2, NULL, params, NULL, NULL, 0);
 	json_object_put(batch);
+	buf_free(&ids);
 	if (!sent) {
 		log_error("db query failed: query=\"SELECT id FROM mjs.flush_generations\" error=\"%s\"",
 			  PQerrorMessage(db));
-		jobs_flush_forget(list);
+		jobs_flush_forget(list, drops);
 		return -1;
 	}
 	return 1;
 }
 
-void jobs_flush_forget(struct gen *list)
+void jobs_flush_forget(struct gen *list, struct jobs_drops *drops)
 {
 	for (struct gen *g = list; g; g = g->next)
 		g->in_flush = 0;
+	drops->sending = 0;
 }
 
 /* The flush was committed: drop what it carried, keep what arrived since. */
-static void flush_written(struct gen *list, PGresult *res)
+static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *res)
 {
+	memmove(drops->ids, drops->ids + drops->sending, (drops->len - drops->sending) * sizeof(drops->ids[0]));
+	drops->len -= drops->sending;
+	drops->sending = 0;
 	for (struct gen *g = list; g; g = g->next) {
 		if (!g->in_flush)
 			continue;
 		g->in_flush = 0;
 		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->flush_len);
+		if (g->whole && g->text.len + g->flush_len > GEN_TEXT_MAX) {
+			g->whole = 0;
+			buf_free(&g->text);
+		} else if (g->whole && g->flush_len > 0 && buf_append(&g->text, g->pending.data, g->flush_len) < 0) {
+			g->whole = 0;
+			buf_free(&g->text);
+		}
 		buf_consume(&g->pending, g->flush_len);
 		if (g->flush_status)
 			g->db_status = g->flush_status;
 		if (g->status_version == g->flush_version)
 			g->status = NULL;
 		g->dirty = g->pending.len > 0 || g->status != NULL;
+		if (g->final && g->flush_status && g->flush_version == g->status_version)
+			drops_add(drops, g->id);	/* its final status is stored: the chunks can go */
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		for (struct gen *g = list; g; g = g->next) {
@@ -138,7 +196,7 @@ static void flush_written(struct gen *list, PGresult *res)
 	}
 }
 
-int jobs_flush_finish(PGconn *db, struct gen *list, int wait)
+int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, int wait)
 {
 	PGresult *res, *answer = NULL;
 	int failed = 0;
@@ -161,22 +219,34 @@ int jobs_flush_finish(PGconn *db, struct gen *list, int wait)
 		PQclear(res);
 	}
 	if (answer && !failed) {
-		flush_written(list, answer);
+		flush_written(list, drops, answer);
 	} else {
-		jobs_flush_forget(list);
+		jobs_flush_forget(list, drops);
 		failed = 1;
 	}
 	PQclear(answer);
 	return failed ? -1 : 1;
 }
 
-int jobs_flush(PGconn *db, struct gen *list)
+int jobs_flush(PGconn *db, struct gen *list, struct jobs_drops *drops)
 {
-	int rc = jobs_flush_start(db, list);
+	int rc = jobs_flush_start(db, list, drops);
 
 	if (rc <= 0)
 		return rc;
-	return jobs_flush_finish(db, list, 1) < 0 ? -1 : 0;
+	return jobs_flush_finish(db, list, drops, 1) < 0 ? -1 : 0;
+}
+
+int jobs_sweep_chunks(PGconn *db)
+{
+	PGresult *res = db_exec(db, "SELECT mjs.sweep_chunks()", 0, NULL);
+
+	if (!res)
+		return -1;
+	if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+		log_info("worker deleted %s chunks of finished messages", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
 }
 
 static const char SQL_RENEW[] =

@@ -23,29 +23,48 @@
 int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen **list);
 
 /*
- * Sends the flush of every dirty gen of list (mjs.flush_generations, one
- * transaction) and returns without waiting for the answer: text keeps arriving
- * into the gens meanwhile. Each gen remembers what the flush carries (in_flush).
- * Returns 1 when a flush is in flight, 0 when nothing was dirty, -1 on failure
- * (nothing in flight; the same text goes out with the next flush). While a flush
- * is in flight the connection runs nothing else.
+ * Messages whose final status is written and whose chunks are still to be
+ * deleted: each flush deletes those of at most JOBS_DROP_MAX of them, so a
+ * burst of finished replies never makes one flush slow (sql/007).
  */
-int jobs_flush_start(PGconn *db, struct gen *list);
+#define JOBS_DROP_MAX 8
+struct jobs_drops {
+	char (*ids)[37];
+	size_t len, cap;
+	size_t sending;		/* the first sending ids ride the flush in flight */
+};
+
+void jobs_drops_free(struct jobs_drops *d);
+
+/*
+ * Sends the flush of every dirty gen of list (mjs.flush_generations, one
+ * transaction) with a few of drops, and returns without waiting for the
+ * answer: text keeps arriving into the gens meanwhile. Each gen remembers what
+ * the flush carries (in_flush). Returns 1 when a flush is in flight, 0 when
+ * there was nothing to send, -1 on failure (nothing in flight; the same text
+ * goes out with the next flush). While a flush is in flight the connection
+ * runs nothing else.
+ */
+int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops);
 
 /*
  * Takes the answer of the flush in flight (call after PQconsumeInput). Returns 0
  * while it has not arrived (never with wait, which blocks for it); 1 when it was
  * written: what it carried leaves the gens, gens whose message is gone get
- * g->final and g->stop set so the caller drops them; -1 when it failed: the gens
- * keep their text for the next flush.
+ * g->final and g->stop set so the caller drops them, gens that reached a final
+ * status join drops; -1 when it failed: the gens keep their text for the next
+ * flush.
  */
-int jobs_flush_finish(PGconn *db, struct gen *list, int wait);
+int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, int wait);
 
 /* Forgets the flush in flight (connection lost): its text is sent again. */
-void jobs_flush_forget(struct gen *list);
+void jobs_flush_forget(struct gen *list, struct jobs_drops *drops);
 
-/* jobs_flush_start + jobs_flush_finish(wait). Returns 0 (also when nothing was dirty) or -1. */
-int jobs_flush(PGconn *db, struct gen *list);
+/* jobs_flush_start + jobs_flush_finish(wait). Returns 0 (also when there was nothing to send) or -1. */
+int jobs_flush(PGconn *db, struct gen *list, struct jobs_drops *drops);
+
+/* Deletes chunks of finished messages that a stopped worker left; returns 0 or -1. */
+int jobs_sweep_chunks(PGconn *db);
 
 /*
  * Renews the leases of list; marks gens whose job was stopped (stop) or taken

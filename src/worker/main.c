@@ -56,6 +56,7 @@ struct worker {
 	PGconn *db;
 	struct gen *gens;
 	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
+	struct jobs_drops drops;	/* finished messages whose chunks are still to delete */
 	int running;		/* gens in the list */
 	int want_claim;
 	int flushing;		/* a flush is in flight on db */
@@ -68,6 +69,7 @@ static void gen_free(struct gen *g)
 {
 	upstream_sse_free(&g->parser);
 	buf_free(&g->pending);
+	buf_free(&g->text);
 	buf_free(&g->error_body);
 	free(g->request_body);
 	free(g);
@@ -88,7 +90,7 @@ static void db_lost(struct worker *w)
 {
 	log_warn("worker lost its database connection; reconnecting");
 	if (w->flushing)
-		jobs_flush_forget(w->gens);	/* not known to be written: send it again */
+		jobs_flush_forget(w->gens, &w->drops);	/* not known to be written: send it again */
 	w->flushing = 0;
 	PQfinish(w->db);
 	w->db = NULL;
@@ -109,6 +111,7 @@ static int db_ensure(struct worker *w)
 		w->db_retry_at = util_now_ms() + DB_RETRY_MS;
 		return -1;
 	}
+	jobs_sweep_chunks(w->db);	/* best effort: chunks a stopped worker left */
 	w->want_claim = 1;
 	return 0;
 }
@@ -229,7 +232,7 @@ static void flush_start(struct worker *w, int64_t now)
 	if (w->flushing)
 		return;		/* the next flush goes out when this one is answered */
 	w->next_flush = now + w->cfg->flush_interval_ms;
-	rc = jobs_flush_start(w->db, w->gens);
+	rc = jobs_flush_start(w->db, w->gens, &w->drops);
 	if (rc > 0)
 		w->flushing = 1;
 	else if (rc == 0)
@@ -245,7 +248,7 @@ static void flush_collect(struct worker *w)
 
 	if (!w->flushing)
 		return;
-	rc = jobs_flush_finish(w->db, w->gens, 0);
+	rc = jobs_flush_finish(w->db, w->gens, &w->drops, 0);
 	if (rc == 0)
 		return;
 	w->flushing = 0;
@@ -273,6 +276,8 @@ static int next_timeout(struct worker *w, int64_t now)
 		if (due < t)
 			t = due;
 	}
+	if (w->drops.len && !w->flushing && w->next_flush < t)
+		t = w->next_flush;
 	due = tasks_next_due(w->tasks);
 	if (due < t)
 		t = due;
@@ -345,7 +350,7 @@ static void run(struct worker *w)
 		}
 	}
 	/* out of time: write what arrived, give the jobs back for another worker */
-	if (w->flushing && jobs_flush_finish(w->db, w->gens, 1) < 0 && PQstatus(w->db) != CONNECTION_OK)
+	if (w->flushing && jobs_flush_finish(w->db, w->gens, &w->drops, 1) < 0 && PQstatus(w->db) != CONNECTION_OK)
 		db_lost(w);
 	w->flushing = 0;
 	for (struct gen *g = w->gens; g; g = g->next) {
@@ -354,9 +359,12 @@ static void run(struct worker *w)
 	}
 	if (w->gens && w->db) {
 		int n = w->running;
-		if (jobs_flush(w->db, w->gens) == 0 && jobs_hand_back(w->db, w->name) == 0)
+		if (jobs_flush(w->db, w->gens, &w->drops) == 0 && jobs_hand_back(w->db, w->name) == 0)
 			log_info("mjs-worker handed back running=%d", n);
 	}
+	/* the chunks of finished replies, a few per transaction (else the next worker sweeps them) */
+	while (w->drops.len && w->db && jobs_flush(w->db, NULL, &w->drops) == 0)
+		;
 	while (w->gens) {
 		struct gen *g = w->gens;
 		w->gens = g->next;
@@ -420,6 +428,7 @@ int main(int argc, char **argv)
 	run(&w);
 	tasks_shutdown(w.tasks, w.db);
 	tasks_sched_free(w.tasks);
+	jobs_drops_free(&w.drops);
 	curl_multi_cleanup(w.multi);
 	PQfinish(w.db);
 	curl_global_cleanup();

@@ -39,6 +39,9 @@ colon-separated knobs (any name not starting with "fake" gets the defaults):
                    before the first token (non-stream: before the answer)
     stamp          each token is "tok@T<ns> ": <ns> is CLOCK_REALTIME in
                    nanoseconds, 19 digits, taken just before the token is written
+    echo           the reply repeats the request: one token "<role>: <content>\n"
+                   per message sent (tokens= is ignored), so tests can check
+                   what conversation the worker sent
 
     e.g. "fake", "fake:tps=50:tokens=40", "fake:fail=500", "fake:fail_after=5",
          "fake:hang", "fake:stamp:tps=20", "fake:delay=2:tokens=10"
@@ -94,7 +97,7 @@ from http.server import BaseHTTPRequestHandler
 MAX_BODY = 1 << 20
 HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
-                 'hang': False, 'stamp': False, 'delay': 0.0}
+                 'hang': False, 'stamp': False, 'delay': 0.0, 'echo': False}
 TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
               'submit_fail': 0, 'fail_times': 0}
 
@@ -223,6 +226,10 @@ def handle_chat_completions(req, match, body):
             'type': 'server_error' if knobs['fail'] >= 500 else 'invalid_request_error',
             'code': 'fake_failure'}})
         return
+    if knobs['echo']:
+        knobs['texts'] = ['%s: %s\n' % (m.get('role'), m.get('content')) for m in request['messages']
+                          if isinstance(m, dict)]
+        knobs['tokens'] = len(knobs['texts'])
     if request.get('stream') is True:
         ChatStream(req, model, knobs).start()
         return
@@ -231,7 +238,8 @@ def handle_chat_completions(req, match, body):
         return
 
     def answer():
-        content = ''.join(token_text(knobs) for _ in range(knobs['tokens']))
+        content = ''.join(knobs['texts']) if knobs['echo'] else \
+            ''.join(token_text(knobs) for _ in range(knobs['tokens']))
         req.send_json(200, {
             'id': 'chatcmpl-%s' % uuid.uuid4().hex, 'object': 'chat.completion',
             'created': int(time.time()), 'model': model,
@@ -261,6 +269,7 @@ class ChatStream:
         self.tps = knobs['tps']
         self.fail_after = knobs['fail_after']
         self.stamp = knobs['stamp']
+        self.texts = knobs.get('texts')
         self.i = 0
         self.start_time = 0.0
         self.timer = None
@@ -319,7 +328,10 @@ class ChatStream:
                 if req.conn.paused:
                     self.waiting = True
                     return
-                text = b'"tok@T%019d "' % time.time_ns() if self.stamp else b'"tok "'
+                if self.texts is not None:
+                    text = json.dumps(self.texts[i]).encode()
+                else:
+                    text = b'"tok@T%019d "' % time.time_ns() if self.stamp else b'"tok "'
                 payload = b'data: %s%s%s' % (self.first_prefix if i == 0 else self.prefix, text, self.suffix)
                 req.write(b'%x\r\n%s\r\n' % (len(payload), payload))
                 self.i = i + 1

@@ -192,10 +192,11 @@ BEGIN
                              ELSE m.error END,
                 updated_at = t
             FROM unnest(moved) i
+            -- the condition inside, so that no chunk is read when it is false
             LEFT JOIN LATERAL (
                 SELECT string_agg(c.text, '' ORDER BY c."offset") AS text FROM mjs.message_chunks c
-                WHERE c.message_id = i.id) f
-                ON i.new_status IN ('completed', 'stopped', 'failed') AND i.content IS NULL
+                WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed')
+                  AND i.content IS NULL) f ON true
             WHERE m.id = i.id AND i.new_status <> i.old_status
             RETURNING m.id, CASE WHEN m.status IN ('completed', 'stopped', 'failed')
                                  THEN mjs.message_json(m) END AS data)

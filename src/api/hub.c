@@ -37,6 +37,7 @@
 #define HUB_MAX_EVENTS 256
 #define HUB_DB_RETRY_MS 1000
 #define HUB_DB_RETRY_MAX_MS 10000
+#define HUB_NOTIFY_BATCH 512	/* notifications taken at once (their big events read in one query) */
 #define STREAM_FD_FLOOR 1024	/* keep stream fds out of libfcgi's select() range */
 
 struct user;
@@ -347,63 +348,41 @@ static void stream_catch_up(struct hub *h, struct stream *s)
 			return;
 }
 
-static const char SQL_ONE_EVENT[] =
-	"SELECT type, data::text FROM mjs.events WHERE user_id = $1 AND seq = $2";
-
-/* Delivers one notification to the streams of its user in this process. */
-static void deliver(struct hub *h, const char *payload)
+/*
+ * Delivers one notification to the streams of its user in this process. An
+ * event too big for a notification comes without data: its row, when it was
+ * read (prefetch()), is passed as type and data; without one the streams read
+ * it by catch-up.
+ */
+static void deliver(struct hub *h, const struct event_note *note, struct user *u, const char *type,
+		    size_t type_len, const char *data, size_t data_len)
 {
-	struct event_note note;
-	struct user *u;
-	PGresult *res = NULL;
-	const char *type, *data;
-	size_t type_len, data_len;
-
-	if (events_parse_notify(payload, &note) < 0) {
-		log_warn("hub ignored a malformed notification");
-		return;
-	}
-	u = user_find(h, note.user_id);
-	if (!u)
-		return;
-	type = note.type;
-	type_len = note.type_len;
-	data = note.data;
-	data_len = note.data_len;
-	if (data_len == 0) {
-		/* too big for a notification: read the row once for all streams */
-		char seq[24];
-		const char *params[2] = { note.user_id, seq };
-		snprintf(seq, sizeof(seq), "%lld", (long long)note.seq);
-		res = db_exec(h->db, SQL_ONE_EVENT, 2, params);
-		if (!res || PQntuples(res) != 1) {
-			for (struct stream *s = u->streams; s; s = s->next) {
-				s->catching_up = 1;
-				mark_dirty(h, s);
-			}
-			PQclear(res);
-			return;
+	if (note->data_len > 0) {
+		type = note->type;
+		type_len = note->type_len;
+		data = note->data;
+		data_len = note->data_len;
+	} else if (!data) {
+		for (struct stream *s = u->streams; s; s = s->next) {
+			s->catching_up = 1;
+			mark_dirty(h, s);
 		}
-		type = PQgetvalue(res, 0, 0);
-		type_len = (size_t)PQgetlength(res, 0, 0);
-		data = PQgetvalue(res, 0, 1);
-		data_len = (size_t)PQgetlength(res, 0, 1);
+		return;
 	}
 	buf_reset(&h->text);
-	sse_format_event(&h->text, note.seq, type, type_len, data, data_len);
+	sse_format_event(&h->text, note->seq, type, type_len, data, data_len);
 	for (struct stream *s = u->streams, *next; s; s = next) {
 		next = s->next;
-		if (s->catching_up || note.seq <= s->last_seq)
+		if (s->catching_up || note->seq <= s->last_seq)
 			continue;
-		if (note.seq == s->last_seq + 1) {
+		if (note->seq == s->last_seq + 1) {
 			queue_text(h, s);
-			s->last_seq = note.seq;
+			s->last_seq = note->seq;
 		} else {
 			s->catching_up = 1;	/* a gap: read what is missing from the table */
 			mark_dirty(h, s);
 		}
 	}
-	PQclear(res);
 }
 
 /* Ends a stream cleanly (best effort: what the socket takes now), then closes it. */
@@ -436,18 +415,96 @@ static void session_ended(struct hub *h, const char *payload)
 	}
 }
 
+/*
+ * The rows of the batch's events that came without data and have streams here,
+ * read in one query (a burst of finished replies is hundreds of big events at
+ * once; one query each would hold up every stream). Row k of the result is the
+ * note whose fetch index is k; NULL when none was needed or the query failed.
+ */
+struct notice {
+	PGnotify *n;
+	struct event_note note;	/* parsed, for mjs_events */
+	int here;		/* its user has streams in this process */
+	int fetch;		/* row of the prefetch, or -1 */
+};
+
+static const char SQL_EVENTS_BY_KEY[] =
+	"SELECT e.type, e.data::text FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS k(user_id, seq, n) "
+	"LEFT JOIN LATERAL (SELECT type, data FROM mjs.events WHERE user_id = k.user_id AND seq = k.seq) e ON true "
+	"ORDER BY k.n";
+
+static PGresult *prefetch(struct hub *h, struct notice *batch, int n)
+{
+	struct buf users = { 0 }, seqs = { 0 };
+	const char *params[2];
+	PGresult *res;
+	int want = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!batch[i].here || batch[i].note.data_len > 0)
+			continue;
+		batch[i].fetch = want++;
+		buf_printf(&users, "%s%s", want > 1 ? "," : "{", batch[i].note.user_id);
+		buf_printf(&seqs, "%s%lld", want > 1 ? "," : "{", (long long)batch[i].note.seq);
+	}
+	if (want == 0)
+		return NULL;
+	buf_puts(&users, "}");
+	buf_puts(&seqs, "}");
+	params[0] = users.data;
+	params[1] = seqs.data;
+	res = db_exec(h->db, SQL_EVENTS_BY_KEY, 2, params);
+	buf_free(&users);
+	buf_free(&seqs);
+	if (res && PQntuples(res) != want) {
+		PQclear(res);
+		res = NULL;
+	}
+	if (!res && PQstatus(h->db) != CONNECTION_OK)
+		db_lost(h, "event fetch failed");
+	return res;
+}
+
 static void drain_notifies(struct hub *h)
 {
-	PGnotify *n;
+	struct notice batch[HUB_NOTIFY_BATCH];
 
-	if (!h->db)
-		return;
-	while ((n = PQnotifies(h->db)) != NULL) {
-		if (strcmp(n->relname, SESSIONS_CHANNEL) == 0)
-			session_ended(h, n->extra);
-		else
-			deliver(h, n->extra);
-		PQfreemem(n);
+	while (h->db) {
+		PGresult *rows;
+		int n = 0;
+
+		while (n < HUB_NOTIFY_BATCH && (batch[n].n = PQnotifies(h->db)) != NULL) {
+			struct notice *b = &batch[n++];
+			b->here = 0;
+			b->fetch = -1;
+			if (strcmp(b->n->relname, SESSIONS_CHANNEL) == 0)
+				continue;
+			if (events_parse_notify(b->n->extra, &b->note) < 0)
+				log_warn("hub ignored a malformed notification");
+			else
+				b->here = user_find(h, b->note.user_id) != NULL;
+		}
+		if (n == 0)
+			break;
+		rows = prefetch(h, batch, n);
+		for (int i = 0; i < n; i++) {
+			struct notice *b = &batch[i];
+			struct user *u;
+			/* looked up again: an earlier notice of the batch may have ended its last stream */
+			if (strcmp(b->n->relname, SESSIONS_CHANNEL) == 0) {
+				session_ended(h, b->n->extra);
+			} else if (b->here && (u = user_find(h, b->note.user_id)) != NULL) {
+				int k = b->fetch;
+				if (rows && k >= 0 && !PQgetisnull(rows, k, 0))
+					deliver(h, &b->note, u, PQgetvalue(rows, k, 0),
+						(size_t)PQgetlength(rows, k, 0), PQgetvalue(rows, k, 1),
+						(size_t)PQgetlength(rows, k, 1));
+				else
+					deliver(h, &b->note, u, NULL, 0, NULL, 0);
+			}
+			PQfreemem(b->n);
+		}
+		PQclear(rows);
 	}
 }
 

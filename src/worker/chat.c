@@ -55,38 +55,26 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
 	return g->parser.failed ? 0 : n;
 }
 
-/* The last messages before this one; mjs.message_text() adds the chunks of one still streaming. */
+/*
+ * The conversations of a batch of new generations in one query (a burst of
+ * claims would otherwise hold the loop for one round trip per reply): for the
+ * k-th message, the last messages before it, oldest first. mjs.message_text()
+ * adds the chunks of one still streaming.
+ */
 static const char SQL_HISTORY[] =
-	"SELECT role, content FROM ("
+	"SELECT k.n, h.role, h.content FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(id, conv, n) "
+	"CROSS JOIN LATERAL (SELECT * FROM ("
 	"  SELECT m.role, mjs.message_text(m) AS content, m.created_at, m.id FROM mjs.messages m"
-	"  WHERE m.conversation_id = $1 AND m.id <> $2 AND mjs.message_text(m) <> ''"
-	"    AND m.created_at < (SELECT created_at FROM mjs.messages WHERE id = $2)"
-	"  ORDER BY m.created_at DESC, m.id DESC LIMIT $3) h "
-	"ORDER BY created_at, id";
+	"  WHERE m.conversation_id = k.conv AND m.id <> k.id AND mjs.message_text(m) <> ''"
+	"    AND m.created_at < (SELECT created_at FROM mjs.messages WHERE id = k.id)"
+	"  ORDER BY m.created_at DESC, m.id DESC LIMIT $3) x) h "
+	"ORDER BY k.n, h.created_at, h.id";
 
-/* The request body: model, the conversation so far, stream: true. Caller frees. */
-static char *request_body_new(PGconn *db, const struct config *cfg, struct gen *g)
+static char *request_body_new(const struct gen *g, struct json_object *msgs)
 {
-	char limit[16];
-	const char *params[3] = { g->conversation_id, g->id, limit };
-	struct json_object *root, *msgs;
-	PGresult *res;
+	struct json_object *root = json_object_new_object();
 	char *out;
 
-	snprintf(limit, sizeof(limit), "%d", cfg->context_messages);
-	res = db_exec(db, SQL_HISTORY, 3, params);
-	if (!res)
-		return NULL;
-	root = json_object_new_object();
-	msgs = json_object_new_array();
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct json_object *m = json_object_new_object();
-		json_object_object_add(m, "role", json_object_new_string(PQgetvalue(res, i, 0)));
-		json_object_object_add(m, "content", json_object_new_string_len(PQgetvalue(res, i, 1),
-										 PQgetlength(res, i, 1)));
-		json_object_array_add(msgs, m);
-	}
-	PQclear(res);
 	json_object_object_add(root, "model", json_object_new_string(g->model));
 	json_object_object_add(root, "messages", msgs);
 	json_object_object_add(root, "stream", json_object_new_boolean(1));
@@ -95,7 +83,54 @@ static char *request_body_new(PGconn *db, const struct config *cfg, struct gen *
 	return out;
 }
 
-int chat_start(CURLM *multi, PGconn *db, const struct config *cfg, struct gen *g)
+int chat_prepare(PGconn *db, const struct config *cfg, struct gen **gens, int n)
+{
+	struct buf ids = { 0 }, convs = { 0 };
+	char limit[16];
+	const char *params[3];
+	PGresult *res;
+	int row = 0, rows;
+
+	if (n == 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		buf_printf(&ids, "%s%s", i ? "," : "{", gens[i]->id);
+		buf_printf(&convs, "%s%s", i ? "," : "{", gens[i]->conversation_id);
+	}
+	buf_puts(&ids, "}");
+	buf_puts(&convs, "}");
+	snprintf(limit, sizeof(limit), "%d", cfg->context_messages);
+	params[0] = ids.data;
+	params[1] = convs.data;
+	params[2] = limit;
+	res = db_exec(db, SQL_HISTORY, 3, params);
+	buf_free(&ids);
+	buf_free(&convs);
+	if (!res)
+		return -1;
+	rows = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		struct json_object *msgs = json_object_new_array();
+		/* rows come in batch order; the k-th gen's rows have n = k + 1 */
+		while (row < rows && atoi(PQgetvalue(res, row, 0)) == i + 1) {
+			struct json_object *m = json_object_new_object();
+			json_object_object_add(m, "role", json_object_new_string(PQgetvalue(res, row, 1)));
+			json_object_object_add(m, "content", json_object_new_string_len(PQgetvalue(res, row, 2),
+											 PQgetlength(res, row, 2)));
+			json_object_array_add(msgs, m);
+			row++;
+		}
+		if (!strcmp(gens[i]->model, "default"))
+			snprintf(gens[i]->model, sizeof(gens[i]->model), "%s",
+				 cfg->chat_model[0] ? cfg->chat_model : "default");
+		free(gens[i]->request_body);
+		gens[i]->request_body = request_body_new(gens[i], msgs);
+	}
+	PQclear(res);
+	return 0;
+}
+
+int chat_start(CURLM *multi, const struct config *cfg, struct gen *g)
 {
 	char url[2048], auth[1024];
 	size_t n;
@@ -104,9 +139,6 @@ int chat_start(CURLM *multi, PGconn *db, const struct config *cfg, struct gen *g
 		gen_set_status(g, "failed", "no chat upstream configured (chat_url)");
 		return -1;
 	}
-	if (!strcmp(g->model, "default"))
-		snprintf(g->model, sizeof(g->model), "%s", cfg->chat_model[0] ? cfg->chat_model : "default");
-	g->request_body = request_body_new(db, cfg, g);
 	if (!g->request_body) {
 		gen_set_status(g, "failed", "could not read the conversation");
 		return -1;

@@ -12,10 +12,16 @@
 #include "worker/gen.h"
 
 /*
- * Builds the request for g from the conversation history (read with db) and adds
- * it to multi. Returns 0, or -1 after setting g failed with the reason.
+ * Builds the request bodies of n new gens from their conversations so far,
+ * read with one query. Returns 0, or -1 when the query failed (no body set).
  */
-int chat_start(CURLM *multi, PGconn *db, const struct config *cfg, struct gen *g);
+int chat_prepare(PGconn *db, const struct config *cfg, struct gen **gens, int n);
+
+/*
+ * Starts g's request (its body from chat_prepare) on multi. Returns 0, or -1
+ * after setting g failed with the reason.
+ */
+int chat_start(CURLM *multi, const struct config *cfg, struct gen *g);
 
 /* The transfer of g ended with result: decide the final status. */
 void chat_done(CURLM *multi, struct gen *g, CURLcode result);

@@ -118,8 +118,8 @@ static int db_ensure(struct worker *w)
 
 static void claim(struct worker *w)
 {
-	struct gen *fresh = NULL;
-	int room = w->cfg->max_generations - w->running;
+	struct gen *fresh = NULL, **starting;
+	int room = w->cfg->max_generations - w->running, n = 0;
 
 	w->want_claim = 0;
 	w->next_claim = util_now_ms() + CLAIM_POLL_MS;
@@ -130,6 +130,7 @@ static void claim(struct worker *w)
 			db_lost(w);
 		return;
 	}
+	starting = calloc((size_t)room, sizeof(*starting));
 	while (fresh) {
 		struct gen *g = fresh;
 		fresh = g->next;
@@ -138,10 +139,20 @@ static void claim(struct worker *w)
 		w->running++;
 		if (g->final)
 			continue;	/* recovered as stopped or failed: just flush it */
+		if (starting && n < room)
+			starting[n++] = g;
+		else
+			gen_set_status(g, "failed", "out of memory");
+	}
+	if (chat_prepare(w->db, w->cfg, starting, n) < 0 && PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
+	for (int i = 0; i < n; i++) {
+		struct gen *g = starting[i];
 		log_info("generation start id=%s user=%s model=%s attempt=%d", g->id, g->user_id, g->model,
 			 g->attempt);
-		chat_start(w->multi, w->db, w->cfg, g);
+		chat_start(w->multi, w->cfg, g);	/* no body (the query failed): fails the reply */
 	}
+	free(starting);
 }
 
 static void handle_notifications(struct worker *w)

@@ -294,3 +294,24 @@ def test_stop_before_the_first_token_stops_at_once_with_no_text():
         final = mjs.get_message(a, conv['id'], mid)
         assert final == ev.json, (final, ev)
         assert mjs.statuses(s.events(), mid) == ['created', 'pending', 'stopped'] and not mjs.deltas(s.events(), mid)
+
+
+@mjs.timeout(90)
+def test_the_upstream_gets_each_conversation_so_far_in_order():
+    """Replies started together (the worker reads their conversations in one query) each
+    send their own conversation: earlier messages oldest first, the new one last."""
+    with ExitStack() as stack:
+        a, _ = setup(stack)
+        convs = [a.create_conversation('echo %d' % i)['id'] for i in range(4)]
+        first = [mjs.send_message(a, cid, 'first %d \u00e9' % i, 'fake:echo')['assistant_message']['id']
+                 for i, cid in enumerate(convs)]
+        for i, (cid, mid) in enumerate(zip(convs, first)):
+            m = mjs.wait_final(a, cid, mid, WAIT)
+            assert m['status'] == 'completed' and m['content'] == 'user: first %d \u00e9\n' % i, m
+        second = [mjs.send_message(a, cid, 'second %d' % i, 'fake:echo:tps=0')['assistant_message']['id']
+                  for i, cid in enumerate(convs)]
+        for i, (cid, mid) in enumerate(zip(convs, second)):
+            m = mjs.wait_final(a, cid, mid, WAIT)
+            want = 'user: first %d \u00e9\nassistant: user: first %d \u00e9\n\nuser: second %d\n' % (i, i, i)
+            assert m['status'] == 'completed' and m['content'] == want, \
+                'conversation %d sent %r, expected %r' % (i, m['content'], want)

@@ -31,6 +31,7 @@
 
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
+#define FINISHED_CLAIM_MS 50	/* a claim after replies finished waits this long for more to finish */
 /*
  * Upstream data is read at most this often, and right before every flush: one
  * wake-up per packet costs a walk over every transfer (curl_multi_poll and
@@ -58,7 +59,8 @@ struct worker {
 	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
 	struct jobs_drops drops;	/* finished messages whose chunks are still to delete */
 	int running;		/* gens in the list */
-	int want_claim;
+	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
+	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
 	const char *config_path;	/* re-read on SIGHUP */
@@ -112,7 +114,7 @@ static int db_ensure(struct worker *w)
 		return -1;
 	}
 	jobs_sweep_chunks(w->db);	/* best effort: chunks a stopped worker left */
-	w->want_claim = 1;
+	w->want_claim = w->want_tasks = 1;
 	return 0;
 }
 
@@ -170,6 +172,8 @@ static void handle_notifications(struct worker *w)
 			for (struct gen *g = w->gens; g; g = g->next)
 				if (!strcmp(g->id, n->extra))
 					g->stop = 1;
+		} else if (!strcmp(n->extra, "task")) {
+			w->want_tasks = 1;	/* a new or retried image/video task */
 		} else {
 			w->want_claim = 1;
 		}
@@ -228,7 +232,9 @@ static void drop_finished(struct worker *w)
 			*pp = g->next;
 			gen_free(g);
 			w->running--;
-			w->want_claim = 1;
+			/* room for a queued reply: claim soon, once for a burst of finished ones */
+			if (w->next_claim > util_now_ms() + FINISHED_CLAIM_MS)
+				w->next_claim = util_now_ms() + FINISHED_CLAIM_MS;
 		} else {
 			pp = &g->next;
 		}
@@ -292,7 +298,7 @@ static int next_timeout(struct worker *w, int64_t now)
 	due = tasks_next_due(w->tasks);
 	if (due < t)
 		t = due;
-	if (w->want_claim && !w->flushing)
+	if ((w->want_claim || w->want_tasks) && !w->flushing)
 		t = now;
 	t -= now;
 	return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
@@ -333,7 +339,9 @@ static void run(struct worker *w)
 		now = util_now_ms();
 		check_gens(w, now);
 		/* the task scheduler's writes wait while a flush holds the connection */
-		tasks_tick(w->tasks, w->flushing ? NULL : w->db, now, w->want_claim, stop_signal != 0);
+		tasks_tick(w->tasks, w->flushing ? NULL : w->db, now, w->want_tasks, stop_signal != 0);
+		if (!w->flushing)
+			w->want_tasks = 0;
 		if (w->db && !w->flushing && !stop_signal && (w->want_claim || now >= w->next_claim))
 			claim(w);
 		if (w->db && !w->flushing && now >= w->next_renew) {

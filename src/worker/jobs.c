@@ -84,18 +84,19 @@ static void drops_add(struct jobs_drops *d, const char *id)
 }
 
 /* One job of the flush: what is new since the last one. */
-static struct json_object *flush_job(struct gen *g)
+static struct json_object *flush_job(struct gen *g, int with_status)
 {
 	struct json_object *o = json_object_new_object();
 	const char *pending = g->pending.data ? g->pending.data : "";
-	int final = g->status && g->final;
+	const char *status = with_status ? g->status : NULL;
+	int final = status && g->final;
 
 	json_object_object_add(o, "id", json_object_new_string(g->id));
 	json_object_object_add(o, "user_id", json_object_new_string(g->user_id));
 	json_object_object_add(o, "offset", json_object_new_int64(g->content_chars));
 	json_object_object_add(o, "text", json_object_new_string_len(pending, (int)g->pending.len));
-	json_object_object_add(o, "status", g->status ? json_object_new_string(g->status) : NULL);
-	json_object_object_add(o, "error", g->status && g->error[0] ? json_object_new_string(g->error) : NULL);
+	json_object_object_add(o, "status", status ? json_object_new_string(status) : NULL);
+	json_object_object_add(o, "error", status && g->error[0] ? json_object_new_string(g->error) : NULL);
 	json_object_object_add(o, "tokens", json_object_new_int64(g->chunks));
 	if (final && g->whole) {
 		/* the whole text: the database stores it instead of folding the chunks */
@@ -114,15 +115,22 @@ int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops)
 	struct json_object *batch = json_object_new_array();
 	struct buf ids = { 0 };
 	const char *params[2];
-	int count = 0, sent;
+	int count = 0, finals = 0, sent;
 
 	for (struct gen *g = list; g; g = g->next) {
+		int hold;
 		if (!g->dirty)
 			continue;
-		json_object_array_add(batch, flush_job(g));
+		/* past JOBS_FINALS_MAX final statuses, one waits for a later flush; its text goes now */
+		hold = g->status && g->final && finals >= JOBS_FINALS_MAX;
+		if (hold && g->pending.len == 0)
+			continue;
+		if (g->status && g->final && !hold)
+			finals++;
+		json_object_array_add(batch, flush_job(g, !hold));
 		g->in_flush = 1;
 		g->flush_len = g->pending.len;
-		g->flush_status = g->status;
+		g->flush_status = hold ? NULL : g->status;
 		g->flush_version = g->status_version;
 		count++;
 	}
@@ -178,7 +186,7 @@ static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *
 		buf_consume(&g->pending, g->flush_len);
 		if (g->flush_status)
 			g->db_status = g->flush_status;
-		if (g->status_version == g->flush_version)
+		if (g->flush_status && g->status_version == g->flush_version)
 			g->status = NULL;
 		g->dirty = g->pending.len > 0 || g->status != NULL;
 		if (g->final && g->flush_status && g->flush_version == g->status_version)

@@ -28,6 +28,14 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
  * burst of finished replies never makes one flush slow (sql/007).
  */
 #define JOBS_DROP_MAX 8
+
+/*
+ * A final status costs the flush its whole text (stored, and sent to every
+ * tab in its event): past this many in one flush the others wait for the next
+ * one (their text still goes now), so replies that end together never hold up
+ * the tokens of the rest.
+ */
+#define JOBS_FINALS_MAX 8
 struct jobs_drops {
 	char (*ids)[37];
 	size_t len, cap;

@@ -8,6 +8,7 @@ it must equal the content REST returns. Models are fake upstream knobs
 (dev/fake_upstream.py): "fake:tps=50:tokens=100" streams "tok " 100 times.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 import json
 import time
@@ -315,3 +316,40 @@ def test_the_upstream_gets_each_conversation_so_far_in_order():
             want = 'user: first %d \u00e9\nassistant: user: first %d \u00e9\n\nuser: second %d\n' % (i, i, i)
             assert m['status'] == 'completed' and m['content'] == want, \
                 'conversation %d sent %r, expected %r' % (i, m['content'], want)
+
+
+@mjs.timeout(90)
+def test_many_replies_ending_together_all_complete_with_their_whole_text():
+    """A flush writes a few final statuses at a time (the rest wait a tick, their text
+    goes at once): replies that end together still each end completed, with the whole
+    text, on every stream, after all their deltas."""
+    with ExitStack() as stack:
+        a, _ = setup(stack)
+        s = stack.enter_context(mjs.SSE(a))
+        n = 40
+        convs = [a.create_conversation('together %d' % i)['id'] for i in range(n)]
+        tabs = [stack.enter_context(a.same_session()) for _ in range(n)]
+
+        def send(i):    # all at once, from as many tabs; each reply's first token comes 2 s later
+            return mjs.send_message(tabs[i], convs[i], 'go', 'fake:delay=2:tps=0:tokens=%d' % (40 + i))
+        with ThreadPoolExecutor(n) as pool:
+            sent = [(convs[i], r['assistant_message']['id']) for i, r in enumerate(pool.map(send, range(n)))]
+        finals = [mjs.wait_final(a, cid, mid, WAIT) for cid, mid in sent]
+        for i, m in enumerate(finals):
+            assert m['status'] == 'completed' and m['content'] == mjs.fake_tokens(40 + i), \
+                'reply %d: %s %r' % (i, m['status'], mjs.short(m['content']))
+        for m in finals:
+            ev = mjs.wait_status_event(s, m['id'], 'completed', WAIT)
+            assert ev.json == m, (ev.json, m)
+        events = s.events()
+        mjs.assert_gapless(events, 2, 'stream')     # opened after setup's conversation.created
+        for m in finals:
+            assert mjs.concat_deltas(mjs.deltas(events, m['id']), 0, 'stream') == m['content']
+            last = mjs.message_events(events, m['id'])[-1]
+            assert last.event == 'message.updated' and last.json == m, \
+                'the last event of reply %s is %r, not its completed status' % (m['id'], last)
+        # the chunks of finished replies are deleted a few replies per flush
+        chunks_left = ("SELECT count(*) FROM mjs.message_chunks c JOIN mjs.messages m ON m.id = c.message_id "
+                       "WHERE m.user_id = :'p1'")
+        mjs.wait_until(lambda: mjs.psql_value(chunks_left, a.user_id) == '0', WAIT,
+                       'the chunks of the finished replies to be deleted')

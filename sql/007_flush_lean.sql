@@ -12,10 +12,13 @@
 --   in one tick, and every token of that tick waited for it. Now the worker
 --   sends the whole text it streamed with the final status ("content"; used
 --   only when its length matches what the database holds, else the chunks are
---   folded as before), and the chunks of finished messages are deleted a few
---   messages per flush (p_drop) instead of all at once. mjs.message_text()
---   already ignores chunks unless the message is streaming, so leftover chunks
---   are invisible; mjs.sweep_chunks() removes those a dead worker left behind.
+--   folded as before), and the chunks of finished messages are deleted later,
+--   many messages at once, on a second connection of the worker
+--   (mjs.drop_chunks): a reply's chunks lie one per page across the table (a
+--   flush inserts one chunk for every running reply), so deleting one reply's
+--   600 chunks dirtied 600 pages inside the flush. mjs.message_text() already
+--   ignores chunks unless the message is streaming, so leftover chunks are
+--   invisible; mjs.sweep_chunks() removes those a dead worker left behind.
 -- - The foreign key of mjs.events on mjs.users ran one referential check per
 --   inserted event (4.5 of the 18 ms of a 250-reply flush). Every event is
 --   inserted under its user's row lock (mjs.emit, the flush), and deleting a
@@ -61,7 +64,19 @@ COMMENT ON FUNCTION mjs.user_events_gone() IS 'Deletes the events of deleted use
 
 -- ------------------------------------------------------------------ chunks
 
-COMMENT ON TABLE mjs.message_chunks IS 'Text of a streaming message not yet folded into messages.content, one row per worker flush. Read it through mjs.message_text(), which ignores the chunks of a message that is no longer streaming (the worker deletes those a few messages per flush; mjs.sweep_chunks() the rest).';
+COMMENT ON TABLE mjs.message_chunks IS 'Text of a streaming message not yet folded into messages.content, one row per worker flush. Read it through mjs.message_text(), which ignores the chunks of a message that is no longer streaming (the worker deletes those in batches with mjs.drop_chunks(); mjs.sweep_chunks() the rest).';
+
+CREATE FUNCTION mjs.drop_chunks(p_ids uuid[]) RETURNS bigint
+LANGUAGE sql AS $$
+  WITH d AS (
+      DELETE FROM mjs.message_chunks c
+      WHERE c.message_id = ANY (ARRAY(
+          SELECT d.id FROM unnest(p_ids) d(id) LEFT JOIN mjs.messages m ON m.id = d.id
+          WHERE m.status IS DISTINCT FROM 'streaming'))
+      RETURNING 1)
+  SELECT count(*) FROM d
+$$;
+COMMENT ON FUNCTION mjs.drop_chunks(uuid[]) IS 'Deletes the chunks of the given messages unless one is (impossibly) still streaming; returns how many. The worker calls it with the messages whose final status it wrote.';
 
 CREATE FUNCTION mjs.sweep_chunks() RETURNS bigint
 LANGUAGE sql AS $$
@@ -91,14 +106,12 @@ COMMENT ON TYPE mjs.flush_in IS 'Input of mjs.flush_generations(): one job of th
 ALTER TYPE mjs.flush_item ADD ATTRIBUTE content text;
 COMMENT ON TYPE mjs.flush_item IS 'Internal to mjs.flush_generations(): one job of a flush and what it changes. content: the final text to store, NULL to fold the chunks.';
 
-DROP FUNCTION mjs.flush_generations(json);
-
--- Same rules as 003 (users locked in id order first; text appended only at the
--- stored length and only to a message that is not final; statuses only move
--- forward; events per message: pending, streaming, delta, final). Returns the
--- ids whose message no longer exists. p_drop: messages whose final status an
--- earlier flush wrote; their chunks are deleted (unless, impossibly, streaming).
-CREATE FUNCTION mjs.flush_generations(p json, p_drop uuid[]) RETURNS SETOF uuid
+-- Same contract and rules as 003 (users locked in id order first; text
+-- appended only at the stored length and only to a message that is not final;
+-- statuses only move forward; events per message: pending, streaming, delta,
+-- final), with user_id and content in the jobs. Returns the ids whose message
+-- no longer exists.
+CREATE OR REPLACE FUNCTION mjs.flush_generations(p json) RETURNS SETOF uuid
 LANGUAGE plpgsql AS $$
 DECLARE
     jobs   mjs.flush_in[];
@@ -116,15 +129,7 @@ BEGIN
         WHERE u.id = ANY (ARRAY(SELECT DISTINCT j.user_id FROM unnest(jobs) j))
         ORDER BY u.id FOR NO KEY UPDATE;
 
-    -- 2. Chunks of messages finished earlier: not part of any text any more.
-    IF cardinality(p_drop) > 0 THEN
-        DELETE FROM mjs.message_chunks c
-            WHERE c.message_id = ANY (ARRAY(
-                SELECT d.id FROM unnest(p_drop) d(id) LEFT JOIN mjs.messages m ON m.id = d.id
-                WHERE m.status IS DISTINCT FROM 'streaming'));
-    END IF;
-
-    -- 3. The plan, read after the locks: no writer of these messages can run now.
+    -- 2. The plan, read after the locks: no writer of these messages can run now.
     -- A message of another user than the job's counts as gone.
     WITH x AS (
         SELECT j.id, j."offset", j.text, j.status, j.error, j.tokens, j.content, m.user_id, m.conversation_id,
@@ -172,12 +177,12 @@ BEGIN
 
     RETURN QUERY SELECT i.id FROM unnest(b) i WHERE i.user_id IS NULL;
 
-    -- 4. The text: one chunk per message, never a rewrite of the content; none
+    -- 3. The text: one chunk per message, never a rewrite of the content; none
     -- when the final status stores the whole text anyway.
     INSERT INTO mjs.message_chunks (message_id, "offset", text)
         SELECT i.id, i.old_chars, i.text FROM unnest(b) i WHERE i.text IS NOT NULL AND i.content IS NULL;
 
-    -- 5. Status moves (a few per reply, so most flushes skip this): a final status
+    -- 4. Status moves (a few per reply, so most flushes skip this): a final status
     -- stores the whole text (the worker's, or the chunks folded) and ends the job.
     SELECT coalesce(array_agg(i ORDER BY i.user_id, i.id), '{}') INTO moved FROM unnest(b) i
         WHERE i.user_id IS NOT NULL
@@ -211,7 +216,7 @@ BEGIN
             WHERE g.message_id = i.id;
     END IF;
 
-    -- 6. The events: numbered per user after its event_seq, stored, notified in seq order.
+    -- 5. The events: numbered per user after its event_seq, stored, notified in seq order.
     WITH ev AS (
         SELECT i.user_id, i.id, k.ord, k.type, k.data
         FROM unnest(b) i
@@ -247,5 +252,5 @@ BEGIN
         INTO n FROM ordered;
 END
 $$;
-ALTER FUNCTION mjs.flush_generations(json, uuid[]) SET jit = off;
-COMMENT ON FUNCTION mjs.flush_generations(json, uuid[]) IS 'Worker side: one transaction per tick carrying every job with new text or a new status, plus the chunk cleanup of a few finished messages; set-based (007).';
+ALTER FUNCTION mjs.flush_generations(json) SET jit = off;	-- replaced along with the body
+COMMENT ON FUNCTION mjs.flush_generations(json) IS 'Worker side: one transaction per tick carrying every job with new text or a new status; set-based (003, leaner in 007).';

@@ -62,7 +62,7 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 	return n;
 }
 
-static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json, $2::uuid[]) AS id";
+static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json) AS id";
 
 void jobs_drops_free(struct jobs_drops *d)
 {
@@ -110,11 +110,10 @@ static struct json_object *flush_job(struct gen *g, int with_status)
 	return o;
 }
 
-int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops)
+int jobs_flush_start(PGconn *db, struct gen *list)
 {
 	struct json_object *batch = json_object_new_array();
-	struct buf ids = { 0 };
-	const char *params[2];
+	const char *params[1];
 	int count = 0, finals = 0, sent;
 
 	for (struct gen *g = list; g; g = g->next) {
@@ -134,43 +133,32 @@ int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops)
 		g->flush_version = g->status_version;
 		count++;
 	}
-	drops->sending = drops->len < JOBS_DROP_MAX ? drops->len : JOBS_DROP_MAX;
-	if (count == 0 && drops->sending == 0) {
+	if (count == 0) {
 		json_object_put(batch);
 		return 0;
 	}
-	buf_puts(&ids, "{");
-	for (size_t i = 0; i < drops->sending; i++)
-		buf_printf(&ids, "%s%s", i ? "," : "", drops->ids[i]);
-	buf_puts(&ids, "}");
 	params[0] = json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	params[1] = ids.data ? ids.data : "{}";
 	/* the connection stays blocking: the batch is sent whole here, only the answer is awaited */
-	sent = PQsendQueryParams(db, SQL_FLUSH, 2, NULL, params, NULL, NULL, 0);
+	sent = PQsendQueryParams(db, SQL_FLUSH, 1, NULL, params, NULL, NULL, 0);
 	json_object_put(batch);
-	buf_free(&ids);
 	if (!sent) {
 		log_error("db query failed: query=\"SELECT id FROM mjs.flush_generations\" error=\"%s\"",
 			  PQerrorMessage(db));
-		jobs_flush_forget(list, drops);
+		jobs_flush_forget(list);
 		return -1;
 	}
 	return 1;
 }
 
-void jobs_flush_forget(struct gen *list, struct jobs_drops *drops)
+void jobs_flush_forget(struct gen *list)
 {
 	for (struct gen *g = list; g; g = g->next)
 		g->in_flush = 0;
-	drops->sending = 0;
 }
 
 /* The flush was committed: drop what it carried, keep what arrived since. */
 static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *res)
 {
-	memmove(drops->ids, drops->ids + drops->sending, (drops->len - drops->sending) * sizeof(drops->ids[0]));
-	drops->len -= drops->sending;
-	drops->sending = 0;
 	for (struct gen *g = list; g; g = g->next) {
 		if (!g->in_flush)
 			continue;
@@ -229,7 +217,7 @@ int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, in
 	if (answer && !failed) {
 		flush_written(list, drops, answer);
 	} else {
-		jobs_flush_forget(list, drops);
+		jobs_flush_forget(list);
 		failed = 1;
 	}
 	PQclear(answer);
@@ -238,11 +226,60 @@ int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, in
 
 int jobs_flush(PGconn *db, struct gen *list, struct jobs_drops *drops)
 {
-	int rc = jobs_flush_start(db, list, drops);
+	int rc = jobs_flush_start(db, list);
 
 	if (rc <= 0)
 		return rc;
 	return jobs_flush_finish(db, list, drops, 1) < 0 ? -1 : 0;
+}
+
+static const char SQL_DROP_CHUNKS[] = "SELECT mjs.drop_chunks($1::uuid[])";
+
+int jobs_drops_send(PGconn *aux, struct jobs_drops *d)
+{
+	struct buf ids = { 0 };
+	const char *params[1];
+	int sent;
+
+	if (d->len == 0)
+		return 0;
+	d->sending = d->len < JOBS_DROP_BATCH ? d->len : JOBS_DROP_BATCH;
+	for (size_t i = 0; i < d->sending; i++)
+		buf_printf(&ids, "%s%s", i ? "," : "{", d->ids[i]);
+	buf_puts(&ids, "}");
+	params[0] = ids.data;
+	sent = PQsendQueryParams(aux, SQL_DROP_CHUNKS, 1, NULL, params, NULL, NULL, 0);
+	buf_free(&ids);
+	if (!sent) {
+		log_error("db query failed: query=\"SELECT mjs.drop_chunks\" error=\"%s\"", PQerrorMessage(aux));
+		d->sending = 0;
+		return -1;
+	}
+	return 1;
+}
+
+int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait)
+{
+	PGresult *res;
+	int failed = 0;
+
+	if (!wait && PQisBusy(aux))
+		return 0;
+	while ((res = PQgetResult(aux)) != NULL) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			log_error("db query failed: query=\"SELECT mjs.drop_chunks\" error=\"%s\"",
+				  msg ? msg : PQerrorMessage(aux));
+			failed = 1;
+		}
+		PQclear(res);
+	}
+	if (!failed) {
+		memmove(d->ids, d->ids + d->sending, (d->len - d->sending) * sizeof(d->ids[0]));
+		d->len -= d->sending;
+	}
+	d->sending = 0;
+	return failed ? -1 : 1;
 }
 
 int jobs_sweep_chunks(PGconn *db)

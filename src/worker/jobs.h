@@ -24,10 +24,29 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 
 /*
  * Messages whose final status is written and whose chunks are still to be
- * deleted: each flush deletes those of at most JOBS_DROP_MAX of them, so a
- * burst of finished replies never makes one flush slow (sql/007).
+ * deleted. The worker deletes them in batches of up to JOBS_DROP_BATCH on a
+ * second connection, outside the flush: one reply's chunks lie one per page
+ * across the table, so deleting them is page writes the flush should not wait
+ * for (sql/007).
  */
-#define JOBS_DROP_MAX 8
+#define JOBS_DROP_BATCH 1024
+struct jobs_drops {
+	char (*ids)[37];
+	size_t len, cap;
+	size_t sending;		/* the first sending ids are in the delete in flight */
+};
+
+void jobs_drops_free(struct jobs_drops *d);
+
+/* Sends the delete of the first ids of d on aux without waiting. Returns 1 when sent, 0 when d is empty, -1. */
+int jobs_drops_send(PGconn *aux, struct jobs_drops *d);
+
+/*
+ * Takes the answer of the delete in flight (after PQconsumeInput, or blocking
+ * with wait): 0 while it has not arrived, 1 done (those ids leave d), -1 failed
+ * (they stay for the next try).
+ */
+int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait);
 
 /*
  * A final status costs the flush its whole text (stored, and sent to every
@@ -36,24 +55,16 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
  * the tokens of the rest.
  */
 #define JOBS_FINALS_MAX 8
-struct jobs_drops {
-	char (*ids)[37];
-	size_t len, cap;
-	size_t sending;		/* the first sending ids ride the flush in flight */
-};
-
-void jobs_drops_free(struct jobs_drops *d);
 
 /*
  * Sends the flush of every dirty gen of list (mjs.flush_generations, one
- * transaction) with a few of drops, and returns without waiting for the
- * answer: text keeps arriving into the gens meanwhile. Each gen remembers what
- * the flush carries (in_flush). Returns 1 when a flush is in flight, 0 when
- * there was nothing to send, -1 on failure (nothing in flight; the same text
- * goes out with the next flush). While a flush is in flight the connection
- * runs nothing else.
+ * transaction) and returns without waiting for the answer: text keeps arriving
+ * into the gens meanwhile. Each gen remembers what the flush carries
+ * (in_flush). Returns 1 when a flush is in flight, 0 when nothing was dirty,
+ * -1 on failure (nothing in flight; the same text goes out with the next
+ * flush). While a flush is in flight the connection runs nothing else.
  */
-int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops);
+int jobs_flush_start(PGconn *db, struct gen *list);
 
 /*
  * Takes the answer of the flush in flight (call after PQconsumeInput). Returns 0
@@ -66,9 +77,9 @@ int jobs_flush_start(PGconn *db, struct gen *list, struct jobs_drops *drops);
 int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, int wait);
 
 /* Forgets the flush in flight (connection lost): its text is sent again. */
-void jobs_flush_forget(struct gen *list, struct jobs_drops *drops);
+void jobs_flush_forget(struct gen *list);
 
-/* jobs_flush_start + jobs_flush_finish(wait). Returns 0 (also when there was nothing to send) or -1. */
+/* jobs_flush_start + jobs_flush_finish(wait). Returns 0 (also when nothing was dirty) or -1. */
 int jobs_flush(PGconn *db, struct gen *list, struct jobs_drops *drops);
 
 /* Deletes chunks of finished messages that a stopped worker left; returns 0 or -1. */

@@ -32,6 +32,8 @@
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
 #define FINISHED_CLAIM_MS 50	/* a claim after replies finished waits this long for more to finish */
+#define DROPS_WAIT_MS 1000	/* finished replies' chunks wait this long for more to delete with them... */
+#define DROPS_MIN 64		/* ...unless this many are waiting */
 /*
  * Upstream data is read at most this often, and right before every flush: one
  * wake-up per packet costs a walk over every transfer (curl_multi_poll and
@@ -58,6 +60,9 @@ struct worker {
 	struct gen *gens;
 	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
 	struct jobs_drops drops;	/* finished messages whose chunks are still to delete */
+	PGconn *aux;		/* second connection: deletes those chunks off the flush's path */
+	int aux_busy;		/* a delete is in flight on aux */
+	int64_t aux_retry_at, drops_due;
 	int running;		/* gens in the list */
 	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
 	int want_tasks;		/* claim tasks now */
@@ -92,7 +97,7 @@ static void db_lost(struct worker *w)
 {
 	log_warn("worker lost its database connection; reconnecting");
 	if (w->flushing)
-		jobs_flush_forget(w->gens, &w->drops);	/* not known to be written: send it again */
+		jobs_flush_forget(w->gens);	/* not known to be written: send it again */
 	w->flushing = 0;
 	PQfinish(w->db);
 	w->db = NULL;
@@ -249,7 +254,7 @@ static void flush_start(struct worker *w, int64_t now)
 	if (w->flushing)
 		return;		/* the next flush goes out when this one is answered */
 	w->next_flush = now + w->cfg->flush_interval_ms;
-	rc = jobs_flush_start(w->db, w->gens, &w->drops);
+	rc = jobs_flush_start(w->db, w->gens);
 	if (rc > 0)
 		w->flushing = 1;
 	else if (rc == 0)
@@ -275,6 +280,64 @@ static void flush_collect(struct worker *w)
 		db_lost(w);
 }
 
+static void aux_lost(struct worker *w)
+{
+	log_warn("worker lost its second database connection (chunk cleanup); reconnecting");
+	PQfinish(w->aux);
+	w->aux = NULL;
+	w->aux_busy = 0;
+	w->drops.sending = 0;
+	w->aux_retry_at = util_now_ms() + DB_RETRY_MS;
+}
+
+/*
+ * The chunks of finished replies, deleted in batches on the second connection
+ * so that no flush waits for them: the answer is taken when it has come, the
+ * next batch goes when DROPS_MIN replies wait or the oldest waited
+ * DROPS_WAIT_MS.
+ */
+static void drops_tick(struct worker *w, int64_t now)
+{
+	int rc;
+
+	if (w->aux_busy) {
+		if (!PQconsumeInput(w->aux)) {
+			aux_lost(w);
+			return;
+		}
+		rc = jobs_drops_finish(w->aux, &w->drops, 0);
+		if (rc == 0)
+			return;
+		w->aux_busy = 0;
+		if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK)
+			aux_lost(w);
+	}
+	if (w->drops.len == 0) {
+		w->drops_due = 0;
+		return;
+	}
+	if (!w->drops_due)
+		w->drops_due = now + DROPS_WAIT_MS;
+	if (w->drops.len < DROPS_MIN && now < w->drops_due)
+		return;
+	if (!w->aux) {
+		if (now < w->aux_retry_at)
+			return;
+		w->aux = db_connect(w->cfg->database);
+		if (!w->aux) {
+			w->aux_retry_at = now + DB_RETRY_MS;
+			return;
+		}
+	}
+	rc = jobs_drops_send(w->aux, &w->drops);
+	if (rc > 0) {
+		w->aux_busy = 1;
+		w->drops_due = 0;
+	} else if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK) {
+		aux_lost(w);
+	}
+}
+
 static int next_timeout(struct worker *w, int64_t now)
 {
 	int64_t t = w->next_claim, due;
@@ -293,8 +356,8 @@ static int next_timeout(struct worker *w, int64_t now)
 		if (due < t)
 			t = due;
 	}
-	if (w->drops.len && !w->flushing && w->next_flush < t)
-		t = w->next_flush;
+	if (w->drops.len && !w->aux_busy && w->drops_due < t)
+		t = w->drops_due;
 	due = tasks_next_due(w->tasks);
 	if (due < t)
 		t = due;
@@ -310,28 +373,33 @@ static void run(struct worker *w)
 
 	for (;;) {
 		int64_t now = util_now_ms();
-		struct curl_waitfd extra = { 0 };
+		struct curl_waitfd extra[2] = { { 0 } };
+		struct pollfd pfd[2];
 		int nextra = 0, still, timeout;
 		int flush_due;
 
 		if (db_ensure(w) == 0) {
-			extra.fd = PQsocket(w->db);
-			extra.events = CURL_WAIT_POLLIN;
-			nextra = 1;
+			extra[nextra].fd = PQsocket(w->db);
+			extra[nextra++].events = CURL_WAIT_POLLIN;
+		}
+		if (w->aux_busy) {
+			extra[nextra].fd = PQsocket(w->aux);
+			extra[nextra++].events = CURL_WAIT_POLLIN;
 		}
 		timeout = next_timeout(w, now);
 		flush_due = w->db && !w->flushing && now >= w->next_flush;
 		if (flush_due || now - w->last_read >= READ_BATCH_MS) {
-			curl_multi_poll(w->multi, &extra, (unsigned)nextra, flush_due ? 0 : timeout, NULL);
+			curl_multi_poll(w->multi, extra, (unsigned)nextra, flush_due ? 0 : timeout, NULL);
 			curl_multi_perform(w->multi, &still);
 			collect_done(w);
 			w->last_read = util_now_ms();
 		} else {
 			/* between reads only the database (flush answers, notifications) wakes the loop */
-			struct pollfd pfd = { .fd = extra.fd, .events = POLLIN };
 			int wait = (int)(READ_BATCH_MS - (now - w->last_read));
 
-			poll(&pfd, (nfds_t)nextra, timeout < wait ? timeout : wait);
+			for (int i = 0; i < nextra; i++)
+				pfd[i] = (struct pollfd){ .fd = extra[i].fd, .events = POLLIN };
+			poll(pfd, (nfds_t)nextra, timeout < wait ? timeout : wait);
 		}
 		handle_notifications(w);
 		if (w->db)
@@ -356,6 +424,7 @@ static void run(struct worker *w)
 		}
 		if (w->db && now >= w->next_flush)
 			flush_start(w, now);
+		drops_tick(w, now);
 		if (stop_signal) {
 			if (!deadline) {
 				deadline = now + w->cfg->shutdown_grace_ms;
@@ -381,8 +450,12 @@ static void run(struct worker *w)
 		if (jobs_flush(w->db, w->gens, &w->drops) == 0 && jobs_hand_back(w->db, w->name) == 0)
 			log_info("mjs-worker handed back running=%d", n);
 	}
-	/* the chunks of finished replies, a few per transaction (else the next worker sweeps them) */
-	while (w->drops.len && w->db && jobs_flush(w->db, NULL, &w->drops) == 0)
+	/* the chunks of finished replies (else the next worker's sweep deletes them) */
+	if (w->aux_busy && jobs_drops_finish(w->aux, &w->drops, 1) < 0 && PQstatus(w->aux) != CONNECTION_OK)
+		aux_lost(w);
+	w->aux_busy = 0;
+	while (w->drops.len && w->db && jobs_drops_send(w->db, &w->drops) > 0 &&
+	       jobs_drops_finish(w->db, &w->drops, 1) > 0)
 		;
 	while (w->gens) {
 		struct gen *g = w->gens;
@@ -448,6 +521,7 @@ int main(int argc, char **argv)
 	tasks_shutdown(w.tasks, w.db);
 	tasks_sched_free(w.tasks);
 	jobs_drops_free(&w.drops);
+	PQfinish(w.aux);
 	curl_multi_cleanup(w.multi);
 	PQfinish(w.db);
 	curl_global_cleanup();

@@ -51,6 +51,12 @@ $$;
 
 ALTER TABLE mjs.events DROP CONSTRAINT events_user_id_fkey;
 
+-- Event data is stored uncompressed: only the big ones (a finished reply's
+-- message.updated carries its whole text) leave the row, and each is read back
+-- by every responder right away; pglz cost a compression and a decompression
+-- per reader for little space in a table that is pruned.
+ALTER TABLE mjs.events ALTER COLUMN data SET STORAGE EXTERNAL;
+
 CREATE FUNCTION mjs.user_events_gone() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -203,8 +209,13 @@ BEGIN
                 WHERE c.message_id = i.id AND i.new_status IN ('completed', 'stopped', 'failed')
                   AND i.content IS NULL) f ON true
             WHERE m.id = i.id AND i.new_status <> i.old_status
+            -- mjs.message_json(m) of the new row, with the text from the flush when it has
+            -- it: reading it back would detoast what was just stored
             RETURNING m.id, CASE WHEN m.status IN ('completed', 'stopped', 'failed')
-                                 THEN mjs.message_json(m) END AS data)
+                                 THEN row_to_json(ROW(m.id, m.conversation_id, m.role,
+                                          coalesce(i.content, m.content), m.status, m.error, m.model,
+                                          mjs.rfc3339(m.created_at), mjs.rfc3339(m.updated_at))::mjs.message_out)
+                            END AS data)
         SELECT array_agg(u.id), array_agg(u.data) INTO final_ids, final_json FROM u
             WHERE u.data IS NOT NULL;
         UPDATE mjs.generations g

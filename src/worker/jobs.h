@@ -29,7 +29,7 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
  * across the table, so deleting them is page writes the flush should not wait
  * for (sql/007).
  */
-#define JOBS_DROP_BATCH 1024
+#define JOBS_DROP_BATCH 32
 struct jobs_drops {
 	char (*ids)[37];
 	size_t len, cap;
@@ -54,7 +54,7 @@ int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait);
  * one (their text still goes now), so replies that end together never hold up
  * the tokens of the rest.
  */
-#define JOBS_FINALS_MAX 8
+#define JOBS_FINALS_MAX 4
 
 /*
  * Sends the flush of every dirty gen of list (mjs.flush_generations, one

@@ -32,8 +32,7 @@
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
 #define FINISHED_CLAIM_MS 50	/* a claim after replies finished waits this long for more to finish */
-#define DROPS_WAIT_MS 1000	/* finished replies' chunks wait this long for more to delete with them... */
-#define DROPS_MIN 64		/* ...unless this many are waiting */
+#define DROPS_EVERY_MS 250	/* one batch of finished replies' chunks at most this often */
 /*
  * Upstream data is read at most this often, and right before every flush: one
  * wake-up per packet costs a walk over every transfer (curl_multi_poll and
@@ -293,8 +292,10 @@ static void aux_lost(struct worker *w)
 /*
  * The chunks of finished replies, deleted in batches on the second connection
  * so that no flush waits for them: the answer is taken when it has come, the
- * next batch goes when DROPS_MIN replies wait or the oldest waited
- * DROPS_WAIT_MS.
+ * next batch (up to JOBS_DROP_BATCH replies) at most every DROPS_EVERY_MS, so
+ * the deletes of a burst of ended replies spread over a few seconds instead of
+ * taking a core when the machine is busiest. The chunks are invisible
+ * meanwhile.
  */
 static void drops_tick(struct worker *w, int64_t now)
 {
@@ -312,13 +313,7 @@ static void drops_tick(struct worker *w, int64_t now)
 		if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK)
 			aux_lost(w);
 	}
-	if (w->drops.len == 0) {
-		w->drops_due = 0;
-		return;
-	}
-	if (!w->drops_due)
-		w->drops_due = now + DROPS_WAIT_MS;
-	if (w->drops.len < DROPS_MIN && now < w->drops_due)
+	if (w->drops.len == 0 || now < w->drops_due)
 		return;
 	if (!w->aux) {
 		if (now < w->aux_retry_at)
@@ -332,7 +327,7 @@ static void drops_tick(struct worker *w, int64_t now)
 	rc = jobs_drops_send(w->aux, &w->drops);
 	if (rc > 0) {
 		w->aux_busy = 1;
-		w->drops_due = 0;
+		w->drops_due = now + DROPS_EVERY_MS;
 	} else if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK) {
 		aux_lost(w);
 	}

@@ -441,18 +441,18 @@ static PGresult *prefetch(struct hub *h, struct notice *batch, int n)
 	int want = 0;
 
 	for (int i = 0; i < n; i++) {
+		char seq[24];
 		if (!batch[i].here || batch[i].note.data_len > 0)
 			continue;
 		batch[i].fetch = want++;
-		buf_printf(&users, "%s%s", want > 1 ? "," : "{", batch[i].note.user_id);
-		buf_printf(&seqs, "%s%lld", want > 1 ? "," : "{", (long long)batch[i].note.seq);
+		snprintf(seq, sizeof(seq), "%lld", (long long)batch[i].note.seq);
+		buf_array_add(&users, batch[i].note.user_id);
+		buf_array_add(&seqs, seq);
 	}
 	if (want == 0)
 		return NULL;
-	buf_puts(&users, "}");
-	buf_puts(&seqs, "}");
-	params[0] = users.data;
-	params[1] = seqs.data;
+	params[0] = buf_array_end(&users);
+	params[1] = buf_array_end(&seqs);
 	res = db_exec(h->db, SQL_EVENTS_BY_KEY, 2, params);
 	buf_free(&users);
 	buf_free(&seqs);

@@ -60,6 +60,17 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return 0;
 }
 
+int buf_array_add(struct buf *b, const char *item)
+{
+	return buf_printf(b, "%c%s", b->len ? ',' : '{', item);
+}
+
+const char *buf_array_end(struct buf *b)
+{
+	buf_puts(b, b->len ? "}" : "{}");
+	return b->data;
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {

@@ -23,6 +23,15 @@ void buf_consume(struct buf *b, size_t n);	/* drops n bytes from the front */
 void buf_reset(struct buf *b);			/* empties, keeps memory */
 void buf_free(struct buf *b);			/* empties and frees */
 
+/*
+ * A PostgreSQL array literal ("{a,b,c}") built in an empty b, for one
+ * parameter in place of many: buf_array_add appends an item that needs no
+ * quoting (a UUID, a number); buf_array_end closes it ("{}" when empty) and
+ * returns b->data.
+ */
+int buf_array_add(struct buf *b, const char *item);
+const char *buf_array_end(struct buf *b);
+
 /* Fills out with n bytes from getrandom(2). Returns 0 or -1. */
 int util_random_bytes(void *out, size_t n);
 

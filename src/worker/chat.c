@@ -83,25 +83,25 @@ static char *request_body_new(const struct gen *g, struct json_object *msgs)
 	return out;
 }
 
-int chat_prepare(PGconn *db, const struct config *cfg, struct gen **gens, int n)
+int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list)
 {
 	struct buf ids = { 0 }, convs = { 0 };
 	char limit[16];
 	const char *params[3];
 	PGresult *res;
-	int row = 0, rows;
+	int row = 0, rows, k = 0;
 
-	if (n == 0)
-		return 0;
-	for (int i = 0; i < n; i++) {
-		buf_printf(&ids, "%s%s", i ? "," : "{", gens[i]->id);
-		buf_printf(&convs, "%s%s", i ? "," : "{", gens[i]->conversation_id);
+	for (struct gen *g = list; g; g = g->next) {
+		if (g->final)
+			continue;
+		buf_array_add(&ids, g->id);
+		buf_array_add(&convs, g->conversation_id);
 	}
-	buf_puts(&ids, "}");
-	buf_puts(&convs, "}");
+	if (ids.len == 0)
+		return 0;
 	snprintf(limit, sizeof(limit), "%d", cfg->context_messages);
-	params[0] = ids.data;
-	params[1] = convs.data;
+	params[0] = buf_array_end(&ids);
+	params[1] = buf_array_end(&convs);
 	params[2] = limit;
 	res = db_exec(db, SQL_HISTORY, 3, params);
 	buf_free(&ids);
@@ -109,10 +109,14 @@ int chat_prepare(PGconn *db, const struct config *cfg, struct gen **gens, int n)
 	if (!res)
 		return -1;
 	rows = PQntuples(res);
-	for (int i = 0; i < n; i++) {
-		struct json_object *msgs = json_object_new_array();
-		/* rows come in batch order; the k-th gen's rows have n = k + 1 */
-		while (row < rows && atoi(PQgetvalue(res, row, 0)) == i + 1) {
+	for (struct gen *g = list; g; g = g->next) {
+		struct json_object *msgs;
+		if (g->final)
+			continue;
+		/* rows come in list order: the k-th gen's rows have n = k */
+		k++;
+		msgs = json_object_new_array();
+		while (row < rows && atoi(PQgetvalue(res, row, 0)) == k) {
 			struct json_object *m = json_object_new_object();
 			json_object_object_add(m, "role", json_object_new_string(PQgetvalue(res, row, 1)));
 			json_object_object_add(m, "content", json_object_new_string_len(PQgetvalue(res, row, 2),
@@ -120,11 +124,10 @@ int chat_prepare(PGconn *db, const struct config *cfg, struct gen **gens, int n)
 			json_object_array_add(msgs, m);
 			row++;
 		}
-		if (!strcmp(gens[i]->model, "default"))
-			snprintf(gens[i]->model, sizeof(gens[i]->model), "%s",
-				 cfg->chat_model[0] ? cfg->chat_model : "default");
-		free(gens[i]->request_body);
-		gens[i]->request_body = request_body_new(gens[i], msgs);
+		if (!strcmp(g->model, "default"))
+			snprintf(g->model, sizeof(g->model), "%s", cfg->chat_model[0] ? cfg->chat_model : "default");
+		free(g->request_body);
+		g->request_body = request_body_new(g, msgs);
 	}
 	PQclear(res);
 	return 0;

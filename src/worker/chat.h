@@ -12,10 +12,11 @@
 #include "worker/gen.h"
 
 /*
- * Builds the request bodies of n new gens from their conversations so far,
- * read with one query. Returns 0, or -1 when the query failed (no body set).
+ * Builds the request bodies of the gens of list that are not final (new
+ * claims) from their conversations so far, read with one query. Returns 0, or
+ * -1 when the query failed (no body set).
  */
-int chat_prepare(PGconn *db, const struct config *cfg, struct gen **gens, int n);
+int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list);
 
 /*
  * Starts g's request (its body from chat_prepare) on multi. Returns 0, or -1

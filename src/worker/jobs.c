@@ -164,10 +164,9 @@ static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *
 			continue;
 		g->in_flush = 0;
 		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->flush_len);
-		if (g->whole && g->text.len + g->flush_len > GEN_TEXT_MAX) {
-			g->whole = 0;
-			buf_free(&g->text);
-		} else if (g->whole && g->flush_len > 0 && buf_append(&g->text, g->pending.data, g->flush_len) < 0) {
+		/* past GEN_TEXT_MAX (or out of memory) the database folds the chunks instead */
+		if (g->whole && (g->text.len + g->flush_len > GEN_TEXT_MAX ||
+				 (g->flush_len > 0 && buf_append(&g->text, g->pending.data, g->flush_len) < 0))) {
 			g->whole = 0;
 			buf_free(&g->text);
 		}
@@ -245,9 +244,8 @@ int jobs_drops_send(PGconn *aux, struct jobs_drops *d)
 		return 0;
 	d->sending = d->len < JOBS_DROP_BATCH ? d->len : JOBS_DROP_BATCH;
 	for (size_t i = 0; i < d->sending; i++)
-		buf_printf(&ids, "%s%s", i ? "," : "{", d->ids[i]);
-	buf_puts(&ids, "}");
-	params[0] = ids.data;
+		buf_array_add(&ids, d->ids[i]);
+	params[0] = buf_array_end(&ids);
 	sent = PQsendQueryParams(aux, SQL_DROP_CHUNKS, 1, NULL, params, NULL, NULL, 0);
 	buf_free(&ids);
 	if (!sent) {

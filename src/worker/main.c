@@ -59,8 +59,8 @@ struct worker {
 	struct gen *gens;
 	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
 	struct jobs_drops drops;	/* finished messages whose chunks are still to delete */
-	PGconn *aux;		/* second connection: deletes those chunks off the flush's path */
-	int aux_busy;		/* a delete is in flight on aux */
+	PGconn *aux;		/* second connection: deletes those chunks off the flush's path
+				 * (a delete is in flight while drops.sending) */
 	int64_t aux_retry_at, drops_due;
 	int running;		/* gens in the list */
 	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
@@ -124,8 +124,8 @@ static int db_ensure(struct worker *w)
 
 static void claim(struct worker *w)
 {
-	struct gen *fresh = NULL, **starting;
-	int room = w->cfg->max_generations - w->running, n = 0;
+	struct gen *fresh = NULL;
+	int room = w->cfg->max_generations - w->running;
 
 	w->want_claim = 0;
 	w->next_claim = util_now_ms() + CLAIM_POLL_MS;
@@ -136,7 +136,8 @@ static void claim(struct worker *w)
 			db_lost(w);
 		return;
 	}
-	starting = calloc((size_t)room, sizeof(*starting));
+	if (chat_prepare(w->db, w->cfg, fresh) < 0 && PQstatus(w->db) != CONNECTION_OK)
+		db_lost(w);
 	while (fresh) {
 		struct gen *g = fresh;
 		fresh = g->next;
@@ -145,20 +146,10 @@ static void claim(struct worker *w)
 		w->running++;
 		if (g->final)
 			continue;	/* recovered as stopped or failed: just flush it */
-		if (starting && n < room)
-			starting[n++] = g;
-		else
-			gen_set_status(g, "failed", "out of memory");
-	}
-	if (chat_prepare(w->db, w->cfg, starting, n) < 0 && PQstatus(w->db) != CONNECTION_OK)
-		db_lost(w);
-	for (int i = 0; i < n; i++) {
-		struct gen *g = starting[i];
 		log_info("generation start id=%s user=%s model=%s attempt=%d", g->id, g->user_id, g->model,
 			 g->attempt);
 		chat_start(w->multi, w->cfg, g);	/* no body (the query failed): fails the reply */
 	}
-	free(starting);
 }
 
 static void handle_notifications(struct worker *w)
@@ -284,7 +275,6 @@ static void aux_lost(struct worker *w)
 	log_warn("worker lost its second database connection (chunk cleanup); reconnecting");
 	PQfinish(w->aux);
 	w->aux = NULL;
-	w->aux_busy = 0;
 	w->drops.sending = 0;
 	w->aux_retry_at = util_now_ms() + DB_RETRY_MS;
 }
@@ -301,7 +291,7 @@ static void drops_tick(struct worker *w, int64_t now)
 {
 	int rc;
 
-	if (w->aux_busy) {
+	if (w->drops.sending) {		/* a delete is in flight on aux */
 		if (!PQconsumeInput(w->aux)) {
 			aux_lost(w);
 			return;
@@ -309,7 +299,6 @@ static void drops_tick(struct worker *w, int64_t now)
 		rc = jobs_drops_finish(w->aux, &w->drops, 0);
 		if (rc == 0)
 			return;
-		w->aux_busy = 0;
 		if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK)
 			aux_lost(w);
 	}
@@ -325,12 +314,10 @@ static void drops_tick(struct worker *w, int64_t now)
 		}
 	}
 	rc = jobs_drops_send(w->aux, &w->drops);
-	if (rc > 0) {
-		w->aux_busy = 1;
+	if (rc > 0)
 		w->drops_due = now + DROPS_EVERY_MS;
-	} else if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK) {
+	else if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK)
 		aux_lost(w);
-	}
 }
 
 static int next_timeout(struct worker *w, int64_t now)
@@ -351,7 +338,7 @@ static int next_timeout(struct worker *w, int64_t now)
 		if (due < t)
 			t = due;
 	}
-	if (w->drops.len && !w->aux_busy && w->drops_due < t)
+	if (w->drops.len && !w->drops.sending && w->drops_due < t)
 		t = w->drops_due;
 	due = tasks_next_due(w->tasks);
 	if (due < t)
@@ -377,7 +364,7 @@ static void run(struct worker *w)
 			extra[nextra].fd = PQsocket(w->db);
 			extra[nextra++].events = CURL_WAIT_POLLIN;
 		}
-		if (w->aux_busy) {
+		if (w->drops.sending) {
 			extra[nextra].fd = PQsocket(w->aux);
 			extra[nextra++].events = CURL_WAIT_POLLIN;
 		}
@@ -446,9 +433,8 @@ static void run(struct worker *w)
 			log_info("mjs-worker handed back running=%d", n);
 	}
 	/* the chunks of finished replies (else the next worker's sweep deletes them) */
-	if (w->aux_busy && jobs_drops_finish(w->aux, &w->drops, 1) < 0 && PQstatus(w->aux) != CONNECTION_OK)
+	if (w->drops.sending && jobs_drops_finish(w->aux, &w->drops, 1) < 0 && PQstatus(w->aux) != CONNECTION_OK)
 		aux_lost(w);
-	w->aux_busy = 0;
 	while (w->drops.len && w->db && jobs_drops_send(w->db, &w->drops) > 0 &&
 	       jobs_drops_finish(w->db, &w->drops, 1) > 0)
 		;

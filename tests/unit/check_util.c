@@ -61,6 +61,23 @@ START_TEST(test_buf_reserve_keeps_content_and_room)
 }
 END_TEST
 
+START_TEST(test_buf_array_builds_postgres_array_literals)
+{
+	struct buf b = { 0 };
+
+	ck_assert_str_eq(buf_array_end(&b), "{}");
+	buf_free(&b);
+	ck_assert_int_eq(buf_array_add(&b, "4e6f1a0c-0000-4000-8000-000000000001"), 0);
+	ck_assert_str_eq(buf_array_end(&b), "{4e6f1a0c-0000-4000-8000-000000000001}");
+	buf_free(&b);
+	buf_array_add(&b, "1");
+	buf_array_add(&b, "22");
+	buf_array_add(&b, "333");
+	ck_assert_str_eq(buf_array_end(&b), "{1,22,333}");
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_buf_printf_formats_and_appends)
 {
 	struct buf b = { 0 };
@@ -344,6 +361,7 @@ Suite *util_suite(void)
 	tcase_add_test(buf, test_buf_append_takes_binary_bytes);
 	tcase_add_test(buf, test_buf_reserve_keeps_content_and_room);
 	tcase_add_test(buf, test_buf_printf_formats_and_appends);
+	tcase_add_test(buf, test_buf_array_builds_postgres_array_literals);
 	tcase_add_test(buf, test_buf_consume_drops_from_the_front);
 	tcase_add_test(buf, test_buf_reset_empties_and_keeps_memory);
 	suite_add_tcase(s, buf);

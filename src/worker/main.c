@@ -320,6 +320,16 @@ static void drops_tick(struct worker *w, int64_t now)
 		aux_lost(w);
 }
 
+/* Takes in what the upstreams sent (curl_multi_perform reads every transfer). */
+static void read_upstream(struct worker *w)
+{
+	int still;
+
+	curl_multi_perform(w->multi, &still);
+	collect_done(w);
+	w->last_read = util_now_ms();
+}
+
 static int next_timeout(struct worker *w, int64_t now)
 {
 	int64_t t = w->next_claim, due;
@@ -357,7 +367,7 @@ static void run(struct worker *w)
 		int64_t now = util_now_ms();
 		struct curl_waitfd extra[2] = { { 0 } };
 		struct pollfd pfd[2];
-		int nextra = 0, still, timeout;
+		int nextra = 0, timeout, read = 0;
 		int flush_due;
 
 		if (db_ensure(w) == 0) {
@@ -372,9 +382,8 @@ static void run(struct worker *w)
 		flush_due = w->db && !w->flushing && now >= w->next_flush;
 		if (flush_due || now - w->last_read >= READ_BATCH_MS) {
 			curl_multi_poll(w->multi, extra, (unsigned)nextra, flush_due ? 0 : timeout, NULL);
-			curl_multi_perform(w->multi, &still);
-			collect_done(w);
-			w->last_read = util_now_ms();
+			read_upstream(w);
+			read = 1;
 		} else {
 			/* between reads only the database (flush answers, notifications) wakes the loop */
 			int wait = (int)(READ_BATCH_MS - (now - w->last_read));
@@ -404,8 +413,12 @@ static void run(struct worker *w)
 			hup_signal = 0;
 			config_reload_log_level(w->config_path, w->config_must_exist);
 		}
-		if (w->db && now >= w->next_flush)
+		if (w->db && !w->flushing && now >= w->next_flush) {
+			/* woken for the flush by the poll above: what arrived meanwhile goes too */
+			if (!read)
+				read_upstream(w);
 			flush_start(w, now);
+		}
 		drops_tick(w, now);
 		if (stop_signal) {
 			if (!deadline) {

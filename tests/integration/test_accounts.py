@@ -102,6 +102,28 @@ def test_password_is_stored_only_as_a_hash():
             other.close()
 
 
+def test_the_database_refuses_a_malformed_username_however_it_is_written():
+    """The username rule holds for rows written with psql too (an operator's
+    INSERT or UPDATE), while updates that leave the username alone go through."""
+    with mjs.Client() as c:
+        user = c.register().expect(201)
+        for sql in ("INSERT INTO mjs.users (username, password_hash) VALUES ('no spaces allowed', 'x')",
+                    "UPDATE mjs.users SET username = 'ab' WHERE id = :'p1'",
+                    "UPDATE mjs.users SET username = repeat('a', 33), disabled = false WHERE id = :'p1'"):
+            try:
+                mjs.psql(sql, user['id'])
+            except AssertionError as e:
+                assert 'users_username_format' in str(e), 'refused for another reason: %s' % e
+            else:
+                raise AssertionError('the database accepted: %s' % sql)
+        assert mjs.psql_value("SELECT username FROM mjs.users WHERE id = :'p1'", user['id']) == user['username']
+        renamed = user['username'][:28] + '.x-_'
+        mjs.psql("UPDATE mjs.users SET username = :'p2', event_seq = event_seq WHERE id = :'p1'",
+                 user['id'], renamed)
+        mjs.psql("UPDATE mjs.users SET disabled = false WHERE id = :'p1'", user['id'])
+        assert mjs.psql_value("SELECT username FROM mjs.users WHERE id = :'p1'", user['id']) == renamed
+
+
 @mjs.timeout(60)
 def test_logout_ends_only_that_session_and_its_open_streams():
     with ExitStack() as stack:

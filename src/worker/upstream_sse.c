@@ -108,21 +108,30 @@ static void handle_line(struct upstream_sse *p)
 
 int upstream_sse_feed(struct upstream_sse *p, const char *bytes, size_t n)
 {
-	for (size_t i = 0; i < n && !p->failed && !p->done; i++) {
+	size_t i = 0;
+
+	while (i < n && !p->failed && !p->done) {
 		char c = bytes[i];
+		size_t end;
 
 		if (c == '\n' && p->saw_cr) {
 			p->saw_cr = 0;
+			i++;
 			continue;
 		}
 		p->saw_cr = c == '\r';
 		if (c == '\n' || c == '\r') {
 			handle_line(p);
 			buf_reset(&p->line);
+			i++;
 			continue;
 		}
-		if (buf_append(&p->line, &c, 1) < 0 || p->line.len > UPSTREAM_LINE_MAX)
+		/* the bytes up to the next line end go in at once */
+		for (end = i + 1; end < n && bytes[end] != '\n' && bytes[end] != '\r'; end++)
+			;
+		if (p->line.len + (end - i) > UPSTREAM_LINE_MAX || buf_append(&p->line, bytes + i, end - i) < 0)
 			fail(p, "upstream line too long");
+		i = end;
 	}
 	return p->failed ? -1 : 0;
 }

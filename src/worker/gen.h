@@ -26,6 +26,7 @@ struct gen {
 	char model[201];
 	int attempt;
 	long content_chars;		/* characters of content in the database */
+	int chunk_rows;			/* flushes that stored text for it: its rows in mjs.message_chunks */
 	CURL *easy;			/* NULL once the transfer is over */
 	struct curl_slist *headers;
 	char *request_body;

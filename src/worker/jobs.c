@@ -66,21 +66,22 @@ static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json) 
 
 void jobs_drops_free(struct jobs_drops *d)
 {
-	free(d->ids);
+	free(d->items);
 	memset(d, 0, sizeof(*d));
 }
 
-static void drops_add(struct jobs_drops *d, const char *id)
+static void drops_add(struct jobs_drops *d, const struct gen *g)
 {
 	if (d->len == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
-		char (*ids)[37] = realloc(d->ids, cap * sizeof(*ids));
-		if (!ids)
+		struct jobs_drop *items = realloc(d->items, cap * sizeof(*items));
+		if (!items)
 			return;		/* mjs.sweep_chunks() gets these chunks later */
-		d->ids = ids;
+		d->items = items;
 		d->cap = cap;
 	}
-	snprintf(d->ids[d->len++], sizeof(d->ids[0]), "%s", id);
+	snprintf(d->items[d->len].id, sizeof(d->items[0].id), "%s", g->id);
+	d->items[d->len++].rows = g->chunk_rows;
 }
 
 /* One job of the flush: what is new since the last one. */
@@ -164,6 +165,8 @@ static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *
 			continue;
 		g->in_flush = 0;
 		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->flush_len);
+		if (g->flush_len > 0)
+			g->chunk_rows++;
 		/* past GEN_TEXT_MAX (or out of memory) the database folds the chunks instead */
 		if (g->whole && (g->text.len + g->flush_len > GEN_TEXT_MAX ||
 				 (g->flush_len > 0 && buf_append(&g->text, g->pending.data, g->flush_len) < 0))) {
@@ -177,7 +180,7 @@ static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *
 			g->status = NULL;
 		g->dirty = g->pending.len > 0 || g->status != NULL;
 		if (g->final && g->flush_status && g->flush_version == g->status_version)
-			drops_add(drops, g->id);	/* its final status is stored: the chunks can go */
+			drops_add(drops, g);	/* its final status is stored: the chunks can go */
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		for (struct gen *g = list; g; g = g->next) {
@@ -242,9 +245,12 @@ int jobs_drops_send(PGconn *aux, struct jobs_drops *d)
 
 	if (d->len == 0)
 		return 0;
-	d->sending = d->len < JOBS_DROP_BATCH ? d->len : JOBS_DROP_BATCH;
-	for (size_t i = 0; i < d->sending; i++)
-		buf_array_add(&ids, d->ids[i]);
+	d->sending = 0;
+	for (long rows = 0; d->sending < d->len && (d->sending == 0 || rows + d->items[d->sending].rows <= JOBS_DROP_ROWS);
+	     d->sending++) {
+		rows += d->items[d->sending].rows;
+		buf_array_add(&ids, d->items[d->sending].id);
+	}
 	params[0] = buf_array_end(&ids);
 	sent = PQsendQueryParams(aux, SQL_DROP_CHUNKS, 1, NULL, params, NULL, NULL, 0);
 	buf_free(&ids);
@@ -273,7 +279,7 @@ int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait)
 		PQclear(res);
 	}
 	if (!failed) {
-		memmove(d->ids, d->ids + d->sending, (d->len - d->sending) * sizeof(d->ids[0]));
+		memmove(d->items, d->items + d->sending, (d->len - d->sending) * sizeof(d->items[0]));
 		d->len -= d->sending;
 	}
 	d->sending = 0;

@@ -24,26 +24,31 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 
 /*
  * Messages whose final status is written and whose chunks are still to be
- * deleted. The worker deletes them in batches of up to JOBS_DROP_BATCH on a
- * second connection, outside the flush: one reply's chunks lie one per page
- * across the table, so deleting them is page writes the flush should not wait
- * for (sql/007).
+ * deleted. The worker deletes them on a second connection, outside the flush,
+ * in batches of at most JOBS_DROP_ROWS chunks (at least one message): one
+ * reply's chunks lie one per page across the table, so deleting them is page
+ * writes the flush should not wait for (sql/007), and replies that end
+ * together must not turn into one big delete while the rest still stream.
  */
-#define JOBS_DROP_BATCH 32
+#define JOBS_DROP_ROWS 5000
+struct jobs_drop {
+	char id[37];
+	int rows;		/* its chunks, as the worker counted its flushes */
+};
 struct jobs_drops {
-	char (*ids)[37];
+	struct jobs_drop *items;
 	size_t len, cap;
-	size_t sending;		/* the first sending ids are in the delete in flight */
+	size_t sending;		/* the first sending items are in the delete in flight */
 };
 
 void jobs_drops_free(struct jobs_drops *d);
 
-/* Sends the delete of the first ids of d on aux without waiting. Returns 1 when sent, 0 when d is empty, -1. */
+/* Sends the delete of the first items of d (up to JOBS_DROP_ROWS chunks) on aux without waiting. Returns 1 when sent, 0 when d is empty, -1. */
 int jobs_drops_send(PGconn *aux, struct jobs_drops *d);
 
 /*
  * Takes the answer of the delete in flight (after PQconsumeInput, or blocking
- * with wait): 0 while it has not arrived, 1 done (those ids leave d), -1 failed
+ * with wait): 0 while it has not arrived, 1 done (those items leave d), -1 failed
  * (they stay for the next try).
  */
 int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait);

@@ -282,7 +282,7 @@ static void aux_lost(struct worker *w)
 /*
  * The chunks of finished replies, deleted in batches on the second connection
  * so that no flush waits for them: the answer is taken when it has come, the
- * next batch (up to JOBS_DROP_BATCH replies) at most every DROPS_EVERY_MS, so
+ * next batch (up to JOBS_DROP_ROWS chunks) at most every DROPS_EVERY_MS, so
  * the deletes of a burst of ended replies spread over a few seconds instead of
  * taking a core when the machine is busiest. The chunks are invisible
  * meanwhile.

@@ -415,12 +415,7 @@ static void session_ended(struct hub *h, const char *payload)
 	}
 }
 
-/*
- * The rows of the batch's events that came without data and have streams here,
- * read in one query (a burst of finished replies is hundreds of big events at
- * once; one query each would hold up every stream). Row k of the result is the
- * note whose fetch index is k; NULL when none was needed or the query failed.
- */
+/* One notification of a batch taken by drain_notifies(). */
 struct notice {
 	PGnotify *n;
 	struct event_note note;	/* parsed, for mjs_events */
@@ -433,6 +428,12 @@ static const char SQL_EVENTS_BY_KEY[] =
 	"LEFT JOIN LATERAL (SELECT type, data FROM mjs.events WHERE user_id = k.user_id AND seq = k.seq) e ON true "
 	"ORDER BY k.n";
 
+/*
+ * The rows of the batch's events that came without data and have streams here,
+ * read in one query (a burst of finished replies is hundreds of big events at
+ * once; one query each would hold up every stream). Row k of the result is the
+ * notice whose fetch index is k; NULL when none was needed or the query failed.
+ */
 static PGresult *prefetch(struct hub *h, struct notice *batch, int n)
 {
 	struct buf users = { 0 }, seqs = { 0 };

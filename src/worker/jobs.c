@@ -241,16 +241,18 @@ int jobs_drops_send(PGconn *aux, struct jobs_drops *d)
 {
 	struct buf ids = { 0 };
 	const char *params[1];
+	size_t n = 0;
+	long rows = 0;
 	int sent;
 
 	if (d->len == 0)
 		return 0;
-	d->sending = 0;
-	for (long rows = 0; d->sending < d->len && (d->sending == 0 || rows + d->items[d->sending].rows <= JOBS_DROP_ROWS);
-	     d->sending++) {
-		rows += d->items[d->sending].rows;
-		buf_array_add(&ids, d->items[d->sending].id);
-	}
+	/* the first item always goes, then more while they stay within JOBS_DROP_ROWS */
+	do {
+		rows += d->items[n].rows;
+		buf_array_add(&ids, d->items[n++].id);
+	} while (n < d->len && rows + d->items[n].rows <= JOBS_DROP_ROWS);
+	d->sending = n;
 	params[0] = buf_array_end(&ids);
 	sent = PQsendQueryParams(aux, SQL_DROP_CHUNKS, 1, NULL, params, NULL, NULL, 0);
 	buf_free(&ids);

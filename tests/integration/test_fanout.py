@@ -19,13 +19,17 @@ def open_streams(stack, client):
             stack.enter_context(mjs.SSE(device))]
 
 
+def signed_up(stack):
+    """A new user's client, closed with the stack."""
+    c = stack.enter_context(mjs.Client())
+    c.signup()
+    return c
+
+
 @mjs.timeout(90)
 def test_every_stream_of_a_user_gets_each_own_event_once_in_order_and_none_of_others():
     with ExitStack() as stack:
-        a = stack.enter_context(mjs.Client())
-        b = stack.enter_context(mjs.Client())
-        a.signup()
-        b.signup()
+        a, b = signed_up(stack), signed_up(stack)
         a_streams = open_streams(stack, a)
         b_streams = open_streams(stack, b)
         for s in a_streams + b_streams:
@@ -74,10 +78,7 @@ def test_events_too_big_for_a_notification_reach_every_stream_in_order():
     reads the row (several at once, in one query): every stream still gets all of them,
     in order, with REST's data."""
     with ExitStack() as stack:
-        a = stack.enter_context(mjs.Client())
-        b = stack.enter_context(mjs.Client())
-        a.signup()
-        b.signup()
+        a, b = signed_up(stack), signed_up(stack)
         a_streams = open_streams(stack, a)
         b_stream = stack.enter_context(mjs.SSE(b))
         sent = []

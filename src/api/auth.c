@@ -246,8 +246,8 @@ void auth_logout(struct call *c)
 }
 
 static const char SQL_ME[] =
-	"SELECT row_to_json(r)::text FROM (SELECT u.id, u.username, mjs.rfc3339(u.created_at) AS created_at, "
-	"u.event_seq FROM mjs.users u WHERE u.id = $1) r";
+	"SELECT row_to_json(r)::text, r.event_seq FROM (SELECT u.id, u.username, "
+	"mjs.rfc3339(u.created_at) AS created_at, u.event_seq FROM mjs.users u WHERE u.id = $1) r";
 
 void auth_me(struct call *c)
 {
@@ -256,10 +256,12 @@ void auth_me(struct call *c)
 
 	if (!res)
 		return;
-	if (PQntuples(res) == 1)
+	if (PQntuples(res) == 1) {
 		http_json(c->resp, 200, PQgetvalue(res, 0, 0));
-	else
+		http_event_seq(c->resp, PQgetvalue(res, 0, 1));
+	} else {
 		http_error(c->resp, 401, "unauthorized", "log in first");
+	}
 	PQclear(res);
 }
 

@@ -188,6 +188,8 @@ static void write_response(FCGX_Request *fr, struct http_response *resp)
 	buf_printf(&head, "Status: %d %s\r\n", resp->status, http_status_text(resp->status));
 	if (resp->headers.len)
 		buf_append(&head, resp->headers.data, resp->headers.len);
+	if (resp->event_seq[0])
+		buf_printf(&head, "Mjs-Event-Seq: %s\r\n", resp->event_seq);
 	if (resp->status != 204)
 		buf_printf(&head, "Content-Type: application/json\r\nCache-Control: no-store\r\n"
 			   "Content-Length: %zu\r\n", resp->body.len);

@@ -12,13 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One snapshot: the page and the user's event seq it reflects (page.h). */
 static const char SQL_LIST[] =
-	"SELECT mjs.conversation_json(c)::text, "
-	"(extract(epoch FROM c.updated_at) * 1000000)::bigint || '_' || c.id "
-	"FROM mjs.conversations c WHERE c.user_id = $1 "
-	"AND ($2::bigint IS NULL OR (c.updated_at, c.id) < "
-	"     (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
-	"ORDER BY c.updated_at DESC, c.id DESC LIMIT $4";
+	"SELECT u.event_seq, p.obj, p.cursor FROM mjs.users u LEFT JOIN LATERAL ("
+	"  SELECT mjs.conversation_json(c)::text AS obj, c.updated_at, c.id, "
+	"  (extract(epoch FROM c.updated_at) * 1000000)::bigint || '_' || c.id AS cursor "
+	"  FROM mjs.conversations c WHERE c.user_id = u.id "
+	"  AND ($2::bigint IS NULL OR (c.updated_at, c.id) < "
+	"       (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
+	"  ORDER BY c.updated_at DESC, c.id DESC LIMIT $4) p ON true "
+	"WHERE u.id = $1 ORDER BY p.updated_at DESC, p.id DESC";
 
 void conversations_list(struct call *c)
 {
@@ -69,6 +72,7 @@ void conversations_create(struct call *c)
 	res = call_exec(c, SQL_CREATE, 2, params);
 	if (res) {
 		http_json(c->resp, 201, PQgetvalue(res, 0, 0));
+		http_event_seq(c->resp, PQgetvalue(res, 0, 1));
 		PQclear(res);
 	}
 	free(title);
@@ -96,10 +100,12 @@ void conversations_update(struct call *c)
 	}
 	res = call_exec(c, SQL_RENAME, 3, params);
 	if (res) {
-		if (PQntuples(res) == 1)
+		if (PQntuples(res) == 1) {
 			http_json(c->resp, 200, PQgetvalue(res, 0, 0));
-		else
+			http_event_seq(c->resp, PQgetvalue(res, 0, 1));
+		} else {
 			http_error(c->resp, 404, "not_found", "no such conversation");
+		}
 		PQclear(res);
 	}
 	free(title);
@@ -117,9 +123,11 @@ void conversations_delete(struct call *c)
 
 	if (!res)
 		return;
-	if (PQntuples(res) == 1)
+	if (PQntuples(res) == 1) {
 		c->resp->status = 204;
-	else
+		http_event_seq(c->resp, PQgetvalue(res, 0, 0));
+	} else {
 		http_error(c->resp, 404, "not_found", "no such conversation");
+	}
 	PQclear(res);
 }

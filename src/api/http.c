@@ -41,6 +41,7 @@ void http_error(struct http_response *resp, int status, const char *code, const 
 	json_object_object_add(inner, "message", json_object_new_string(message));
 	json_object_object_add(err, "error", inner);
 	resp->status = status;
+	resp->event_seq[0] = '\0';
 	buf_reset(&resp->body);
 	buf_puts(&resp->body, json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(err);
@@ -51,6 +52,15 @@ void http_json(struct http_response *resp, int status, const char *json)
 	resp->status = status;
 	buf_reset(&resp->body);
 	buf_puts(&resp->body, json);
+}
+
+void http_event_seq(struct http_response *resp, const char *seq)
+{
+	size_t n = strspn(seq, "0123456789");
+
+	if (n == 0 || n > 19 || seq[n] != '\0')
+		return;
+	memcpy(resp->event_seq, seq, n + 1);
 }
 
 void http_header(struct http_response *resp, const char *fmt, ...)

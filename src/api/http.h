@@ -31,6 +31,7 @@ struct http_response {
 	int status;
 	struct buf headers;	/* extra header lines, each ending in \r\n */
 	struct buf body;
+	char event_seq[24];	/* Mjs-Event-Seq of the answer, "" when none */
 };
 
 const char *http_status_text(int status);
@@ -40,6 +41,12 @@ void http_error(struct http_response *resp, int status, const char *code, const 
 
 /* Sets status and a JSON body given as text (the bytes PostgreSQL produced). */
 void http_json(struct http_response *resp, int status, const char *json);
+
+/*
+ * Records the user's event seq the answer reflects (digits, as PostgreSQL wrote
+ * them), sent as the Mjs-Event-Seq header; anything but 1 to 19 digits is ignored.
+ */
+void http_event_seq(struct http_response *resp, const char *seq);
 
 void http_header(struct http_response *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

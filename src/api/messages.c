@@ -10,44 +10,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char SQL_CONVERSATION_EXISTS[] =
-	"SELECT 1 FROM mjs.conversations WHERE id = $2 AND user_id = $1";
-
+/*
+ * One snapshot: whether the conversation is the user's, its messages and the
+ * user's event seq they reflect. One row with a NULL message when it has none,
+ * none when the user is gone.
+ */
 static const char SQL_LIST[] =
-	"SELECT mjs.message_json(m)::text FROM mjs.messages m "
-	"WHERE m.conversation_id = $2 AND m.user_id = $1 ORDER BY m.created_at, m.id";
+	"SELECT u.event_seq, c.id IS NOT NULL, p.obj FROM mjs.users u "
+	"LEFT JOIN mjs.conversations c ON c.id = $2 AND c.user_id = u.id "
+	"LEFT JOIN LATERAL (SELECT mjs.message_json(m)::text AS obj, m.created_at, m.id "
+	"  FROM mjs.messages m WHERE m.conversation_id = c.id AND m.user_id = u.id) p ON true "
+	"WHERE u.id = $1 ORDER BY p.created_at, p.id";
 
 void messages_list(struct call *c)
 {
 	const char *params[2] = { c->user_id, c->params[0] };
 	struct buf *b = &c->resp->body;
-	PGresult *res = call_exec(c, SQL_CONVERSATION_EXISTS, 2, params);
-	int found;
+	PGresult *res = call_exec(c, SQL_LIST, 2, params);
+	int n, first = 1;
 
 	if (!res)
 		return;
-	found = PQntuples(res) == 1;
-	PQclear(res);
-	if (!found) {
+	n = PQntuples(res);
+	if (n == 0 || PQgetvalue(res, 0, 1)[0] != 't') {
 		http_error(c->resp, 404, "not_found", "no such conversation");
+		PQclear(res);
 		return;
 	}
-	res = call_exec(c, SQL_LIST, 2, params);
-	if (!res)
-		return;
 	buf_reset(b);
 	buf_puts(b, "{\"items\":[");
-	for (int i = 0; i < PQntuples(res); i++) {
-		if (i)
+	for (int i = 0; i < n; i++) {
+		if (PQgetisnull(res, i, 2))
+			continue;
+		if (!first)
 			buf_puts(b, ",");
-		buf_append(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+		first = 0;
+		buf_append(b, PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
 	}
 	buf_puts(b, "],\"next\":null}");
 	c->resp->status = 200;
+	http_event_seq(c->resp, PQgetvalue(res, 0, 0));
 	PQclear(res);
 }
 
-static const char SQL_SEND[] = "SELECT mjs.send_message($1, $2, $3, $4)::text";
+static const char SQL_SEND[] = "SELECT body::text, event_seq FROM mjs.send_message($1, $2, $3, $4)";
 
 void messages_send(struct call *c)
 {
@@ -73,10 +79,12 @@ void messages_send(struct call *c)
 	params[3] = model ? model : (c->app->cfg->chat_model[0] ? c->app->cfg->chat_model : "default");
 	res = call_exec(c, SQL_SEND, 4, params);
 	if (res) {
-		if (PQgetisnull(res, 0, 0))
+		if (PQgetisnull(res, 0, 0)) {
 			http_error(c->resp, 404, "not_found", "no such conversation");
-		else
+		} else {
 			http_json(c->resp, 201, PQgetvalue(res, 0, 0));
+			http_event_seq(c->resp, PQgetvalue(res, 0, 1));
+		}
 		PQclear(res);
 	}
 	goto out;
@@ -130,10 +138,12 @@ void messages_update(struct call *c)
 	params[2] = content;
 	res = call_exec(c, SQL_EDIT, 3, params);
 	if (res) {
-		if (PQntuples(res) == 1)
+		if (PQntuples(res) == 1) {
 			http_json(c->resp, 200, PQgetvalue(res, 0, 0));
-		else
+			http_event_seq(c->resp, PQgetvalue(res, 0, 1));
+		} else {
 			not_found_or_busy(c);
+		}
 		PQclear(res);
 	}
 	free(content);
@@ -153,14 +163,16 @@ void messages_delete(struct call *c)
 
 	if (!res)
 		return;
-	if (PQntuples(res) == 1)
+	if (PQntuples(res) == 1) {
 		c->resp->status = 204;
-	else
+		http_event_seq(c->resp, PQgetvalue(res, 0, 0));
+	} else {
 		not_found_or_busy(c);
+	}
 	PQclear(res);
 }
 
-static const char SQL_STOP[] = "SELECT outcome, message::text FROM mjs.stop_message($1, $2)";
+static const char SQL_STOP[] = "SELECT outcome, message::text, event_seq FROM mjs.stop_message($1, $2)";
 
 void messages_stop(struct call *c)
 {
@@ -175,7 +187,9 @@ void messages_stop(struct call *c)
 		http_error(c->resp, 404, "not_found", "no such message");
 	else if (!strcmp(outcome, "finished"))
 		http_error(c->resp, 409, "conflict", "the message is not generating");
-	else
+	else {
 		http_json(c->resp, !strcmp(outcome, "stopped") ? 200 : 202, PQgetvalue(res, 0, 1));
+		http_event_seq(c->resp, PQgetvalue(res, 0, 2));
+	}
 	PQclear(res);
 }

@@ -58,18 +58,22 @@ void page_respond(struct call *c, PGresult *res, const struct page *p)
 	struct buf *b = &c->resp->body;
 	int n = PQntuples(res);
 
+	if (n == 1 && PQgetisnull(res, 0, 1))
+		n = 0;		/* the user's row alone: an empty page */
 	buf_reset(b);
 	buf_puts(b, "{\"items\":[");
 	for (int i = 0; i < n && i < p->limit; i++) {
 		if (i)
 			buf_puts(b, ",");
-		buf_append(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+		buf_append(b, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
 	}
 	buf_puts(b, "],\"next\":");
 	if (n > p->limit)
-		buf_printf(b, "\"%s\"}", PQgetvalue(res, (int)p->limit - 1, 1));
+		buf_printf(b, "\"%s\"}", PQgetvalue(res, (int)p->limit - 1, 2));
 	else
 		buf_puts(b, "null}");
 	c->resp->status = 200;
+	if (PQntuples(res) > 0)
+		http_event_seq(c->resp, PQgetvalue(res, 0, 0));
 	PQclear(res);
 }

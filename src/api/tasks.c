@@ -14,13 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One snapshot: the page and the user's event seq it reflects (page.h). */
 static const char SQL_LIST[] =
-	"SELECT mjs.task_json(t)::text, "
-	"(extract(epoch FROM t.created_at) * 1000000)::bigint || '_' || t.id "
-	"FROM mjs.tasks t WHERE t.user_id = $1 AND (t.deleted_at IS NOT NULL) = $5::boolean "
-	"AND ($2::bigint IS NULL OR (t.created_at, t.id) < "
-	"     (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
-	"ORDER BY t.created_at DESC, t.id DESC LIMIT $4";
+	"SELECT u.event_seq, p.obj, p.cursor FROM mjs.users u LEFT JOIN LATERAL ("
+	"  SELECT mjs.task_json(t)::text AS obj, t.created_at, t.id, "
+	"  (extract(epoch FROM t.created_at) * 1000000)::bigint || '_' || t.id AS cursor "
+	"  FROM mjs.tasks t WHERE t.user_id = u.id AND (t.deleted_at IS NOT NULL) = $5::boolean "
+	"  AND ($2::bigint IS NULL OR (t.created_at, t.id) < "
+	"       (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
+	"  ORDER BY t.created_at DESC, t.id DESC LIMIT $4) p ON true "
+	"WHERE u.id = $1 ORDER BY p.created_at DESC, p.id DESC";
 
 void tasks_list(struct call *c)
 {
@@ -46,7 +49,9 @@ void tasks_list(struct call *c)
 		page_respond(c, res, &p);
 }
 
-static const char SQL_GET[] = "SELECT mjs.task_json(t)::text FROM mjs.tasks t WHERE t.id = $2 AND t.user_id = $1";
+static const char SQL_GET[] =
+	"SELECT mjs.task_json(t)::text, u.event_seq FROM mjs.users u "
+	"JOIN mjs.tasks t ON t.id = $2 AND t.user_id = u.id WHERE u.id = $1";
 
 void tasks_get(struct call *c)
 {
@@ -55,10 +60,12 @@ void tasks_get(struct call *c)
 
 	if (!res)
 		return;
-	if (PQntuples(res) == 1)
+	if (PQntuples(res) == 1) {
 		http_json(c->resp, 200, PQgetvalue(res, 0, 0));
-	else
+		http_event_seq(c->resp, PQgetvalue(res, 0, 1));
+	} else {
 		http_error(c->resp, 404, "not_found", "no such task");
+	}
 	PQclear(res);
 }
 
@@ -125,7 +132,7 @@ static int read_options(struct json_object *body, int video, struct json_object 
 	return 0;
 }
 
-static const char SQL_CREATE[] = "SELECT mjs.create_task($1, $2, $3, $4::jsonb)::text";
+static const char SQL_CREATE[] = "SELECT body::text, event_seq FROM mjs.create_task($1, $2, $3, $4::jsonb)";
 
 void tasks_create(struct call *c)
 {
@@ -160,10 +167,12 @@ void tasks_create(struct call *c)
 	params[3] = json_object_to_json_string_ext(opts, JSON_C_TO_STRING_PLAIN);
 	res = call_exec(c, SQL_CREATE, 4, params);
 	if (res) {
-		if (PQgetisnull(res, 0, 0))
+		if (PQgetisnull(res, 0, 0)) {
 			http_error(c->resp, 401, "unauthorized", "the session's user no longer exists");
-		else
+		} else {
 			http_json(c->resp, 201, PQgetvalue(res, 0, 0));
+			http_event_seq(c->resp, PQgetvalue(res, 0, 1));
+		}
 		PQclear(res);
 	}
 	goto out;
@@ -175,7 +184,7 @@ out:
 	free(prompt);
 }
 
-static const char SQL_CHANGE[] = "SELECT outcome, task::text FROM mjs.change_task($1, $2, $3, $4)";
+static const char SQL_CHANGE[] = "SELECT outcome, task::text, event_seq FROM mjs.change_task($1, $2, $3, $4)";
 
 /* Runs one change; answers 404, 409 (restore of a task not in the trash), or ok_status. */
 static void change(struct call *c, const char *action, const char *blurred, int ok_status)
@@ -191,10 +200,13 @@ static void change(struct call *c, const char *action, const char *blurred, int 
 		http_error(c->resp, 404, "not_found", "no such task");
 	else if (!strcmp(outcome, "not_deleted"))
 		http_error(c->resp, 409, "conflict", "the task is not in the trash");
-	else if (ok_status == 204)
-		c->resp->status = 204;
-	else
-		http_json(c->resp, ok_status, PQgetvalue(res, 0, 1));
+	else {
+		if (ok_status == 204)
+			c->resp->status = 204;
+		else
+			http_json(c->resp, ok_status, PQgetvalue(res, 0, 1));
+		http_event_seq(c->resp, PQgetvalue(res, 0, 2));
+	}
 	PQclear(res);
 }
 

@@ -193,6 +193,58 @@ function stackShell(script, vars = {}) {
 
 const taskSel = (id) => `#task-grid li.task[data-id="${id}"]`;
 
+// --- the API from outside the browser (the "other device" of the race steps) --------
+
+// A REST client with a context's session cookie: what another device of the user does.
+async function apiClient(ctx) {
+  const cookie = (await ctx.cookies(BASE)).map((c) => `${c.name}=${c.value}`).join('; ');
+  return async (method, path, body) => {
+    const res = await fetch(BASE + '/api' + path, {
+      method,
+      headers: body === undefined ? { cookie } : { cookie, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+async function listAllApi(call, path) {
+  const items = [];
+  for (let cursor = null; ;) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await call('GET', path + (cursor ? sep + 'cursor=' + encodeURIComponent(cursor) : ''));
+    items.push(...page.items);
+    if (!page.next) return items;
+    cursor = page.next;
+  }
+}
+
+// What a tab shows: the conversation list, the open chat's messages and the
+// task grid, each in the order on screen.
+async function shown(tab) {
+  return tab.page.evaluate(() => ({
+    convs: [...document.querySelectorAll('#conv-list li.conv')].map((li) =>
+      [li.dataset.id, li.querySelector('.conv-title')?.textContent ?? null]),
+    msgs: [...document.querySelectorAll('#messages li.msg')].map((li) =>
+      [li.dataset.id, li.dataset.role, li.dataset.status, li.querySelector('.msg-content')?.textContent ?? null]),
+    tasks: [...document.querySelectorAll('#task-grid li.task')].map((li) => [li.dataset.id, li.dataset.status]),
+    open: /^#\/c\/([0-9a-f-]{36})$/.exec(location.hash)?.[1] ?? null,
+  }));
+}
+
+// What the API lists for what the tab has open, in the shape of shown().
+async function listed(call, open) {
+  const convs = (await listAllApi(call, '/conversations?limit=200')).map((c) => [c.id, c.title]);
+  const msgs = open ? (await listAllApi(call, `/conversations/${open}/messages`))
+    .map((m) => [m.id, m.role, m.status, m.content]) : [];
+  const tasks = (await call('GET', '/tasks?limit=50')).items.map((t) => [t.id, t.status]);
+  return { convs, msgs, tasks, open };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 // --- the scenarios ---------------------------------------------------------------------
 
 async function main() {
@@ -447,6 +499,73 @@ SQL`, { E2E_USER: 'alice_' + suffix, E2E_CONV: id });
     await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'live', 'the live indicator again');
     A1.allowed = [];
     A2.allowed = [];
+  });
+
+  // The race of issue 11: a tab opens a conversation (or starts up) while
+  // another device sends messages into it, renames and deletes. Whatever
+  // arrives while the tab's REST load is in flight, the tab must end showing
+  // exactly what the API lists, in the same order: a tab that replaced its
+  // state with the load's answer lost the messages whose events came during it.
+  await step('opening-while-another-device-writes-loses-nothing', [A1, A2], async () => {
+    const call = await apiClient(ctxA);
+    await A1.page.click('#nav-chat');
+    await A2.page.click('#nav-chat');
+    const convs = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await call('POST', '/conversations', { title: `race ${i} ${suffix}` });
+      await call('POST', `/conversations/${c.id}/messages`, { content: `seed ${i}`, model: 'fake:tps=0:tokens=2' });
+      convs.push(c.id);
+    }
+    const ROUNDS = 24;
+    let extra = null;
+    for (let r = 0; r < ROUNDS; r++) {
+      const target = convs[r % convs.length];
+      const offset = (r * 7) % 23;          // ms between the tab's open and the first write
+      const writes = async () => {
+        await sleep(offset);
+        const sends = [0, 1, 2].map((k) => call('POST', `/conversations/${target}/messages`,
+          { content: `round ${r} message ${k}`, model: 'fake:tps=200:tokens=4' }));
+        const sent = await Promise.all(sends);
+        if (r % 2) await call('PATCH', `/conversations/${target}`, { title: `race ${target.slice(0, 4)} r${r} ${suffix}` });
+        if (r % 3 === 0) await call('DELETE', `/messages/${sent[0].user_message.id}`);
+        if (extra) { await call('DELETE', `/conversations/${extra}`); extra = null; }
+        else extra = (await call('POST', '/conversations', { title: `extra r${r} ${suffix}` })).id;
+        if (r % 4 === 1) await call('POST', '/tasks', { kind: 'image', prompt: `fake:steps=1 race ${r}` });
+        if (r % 4 === 3) {
+          const newest = (await call('GET', '/tasks?limit=1')).items[0];
+          if (newest) await call('DELETE', `/tasks/${newest.id}`);
+        }
+      };
+      // Even rounds: A1 opens the conversation. Odd rounds: A2, with it open,
+      // starts up again (a reload: every list loads while the writes land).
+      const tab = r % 2 === 0 ? A1 : A2;
+      const opening = r % 2 === 0
+        ? tab.page.evaluate((id) => { location.hash = '#/c/' + id; }, target)
+        : (async () => {
+          await tab.page.evaluate((id) => { location.hash = '#/c/' + id; }, target);
+          await poll(async () => (await shown(tab)).open === target, 'A2 to open the target');
+          await tab.page.reload();
+        })();
+      await Promise.all([opening, writes()]);
+      await poll(async () => (await listAllApi(call, `/conversations/${target}/messages`))
+        .every((m) => ['completed', 'stopped', 'failed'].includes(m.status)), `round ${r}: every reply final`, 20000);
+      await poll(async () => (await listAllApi(call, '/tasks?limit=50'))
+        .every((t) => t.status === 'succeeded' || t.status === 'failed'), `round ${r}: every task final`, 20000);
+      for (const t of [A1, A2]) {
+        let last = null;
+        try {
+          await poll(async () => {
+            const got = await shown(t);
+            last = { got, want: await listed(call, got.open) };
+            return JSON.stringify(last.got) === JSON.stringify(last.want);
+          }, `round ${r} (offset ${offset} ms): ${t.label} to show what the API lists`, 10000);
+        } catch (e) {
+          const diff = ['convs', 'msgs', 'tasks'].filter((k) => JSON.stringify(last.got[k]) !== JSON.stringify(last.want[k]))
+            .map((k) => `${k}: shows ${JSON.stringify(last.got[k])}\n    API lists ${JSON.stringify(last.want[k])}`);
+          throw new Error(`${e.message}\n  ${diff.join('\n  ')}`);
+        }
+      }
+    }
   });
 }
 

@@ -1,6 +1,7 @@
 // api.js: the REST API over fetch. Every call resolves to the parsed JSON body
 // (null for 204) or throws an ApiError carrying the server's status, error code
 // and message, so callers can tell a 409 from a 404 and show the server's words.
+// apiSeq also gives the event seq the answer reflects, for mirror.js.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -14,7 +15,9 @@ export class ApiError extends Error {
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
-export async function api(method, path, body) {
+// The answer of a request and the user's event seq it reflects (the
+// Mjs-Event-Seq header, mjs-events(7); 0 when absent): {data, seq}.
+export async function apiSeq(method, path, body) {
   const init = { method, credentials: 'same-origin', headers: {} };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -26,7 +29,8 @@ export async function api(method, path, body) {
   } catch (e) {
     throw new ApiError(0, 'network', 'the server cannot be reached; check the connection');
   }
-  if (res.status === 204) return null;
+  const seq = Number(res.headers.get('Mjs-Event-Seq')) || 0;
+  if (res.status === 204) return { data: null, seq };
   let data = null;
   try {
     data = await res.json();
@@ -39,18 +43,38 @@ export async function api(method, path, body) {
     throw new ApiError(res.status, err.code || 'http_' + res.status,
       err.message || 'request failed (HTTP ' + res.status + ')');
   }
-  return data;
+  return { data, seq };
 }
 
-// Every page of a list endpoint: GET path, following `next` cursors.
-export async function listAll(path) {
-  const items = [];
+export async function api(method, path, body) {
+  return (await apiSeq(method, path, body)).data;
+}
+
+// Every page of a list endpoint, GET path following `next` cursors; onPage(items,
+// seq, first) is called for each page as it arrives (each page is its own
+// snapshot with its own seq).
+export async function eachPage(path, onPage) {
   let cursor = null;
-  for (;;) {
+  for (let first = true; ; first = false) {
     const sep = path.includes('?') ? '&' : '?';
-    const page = await api('GET', path + (cursor ? sep + 'cursor=' + encodeURIComponent(cursor) : ''));
-    items.push(...page.items);
-    if (!page.next) return items;
-    cursor = page.next;
+    const { data, seq } = await apiSeq('GET', path + (cursor ? sep + 'cursor=' + encodeURIComponent(cursor) : ''));
+    onPage(data.items, seq, first);
+    if (!data.next) return;
+    cursor = data.next;
+  }
+}
+
+// A write whose answer goes into mirror (mirror.js): apply(data, seq) runs when
+// the answer arrives, unless the mirror was cleared meanwhile, and the request
+// counts as in flight until then, so that a deletion seen meanwhile keeps its
+// tombstone. Resolves to {data, seq}; throws as api() does.
+export async function apiInto(mirror, method, path, body, apply) {
+  const ticket = mirror.begin();
+  try {
+    const r = await apiSeq(method, path, body);
+    if (mirror.current(ticket)) apply(r.data, r.seq);
+    return r;
+  } finally {
+    mirror.end(ticket);
   }
 }

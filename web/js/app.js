@@ -60,9 +60,11 @@ async function reloadAll(reason) {
   return reloading;
 }
 
-function dispatch(type, data) {
-  if (type.startsWith('task.')) tasks.dispatch(type, data);
-  else chat.dispatch(type, data);
+function dispatch(type, data, seq) {
+  chat.heard(seq);
+  tasks.heard(seq);
+  if (type.startsWith('task.')) tasks.dispatch(type, data, seq);
+  else chat.dispatch(type, data, seq);
 }
 
 async function enter() {

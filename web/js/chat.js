@@ -2,28 +2,30 @@
 //
 // State is a copy of the server's, kept current by events and reloaded over
 // REST when in doubt. Invariants:
-// - Every apply is idempotent: objects are replaced by id, and a message never
-//   goes back in status (created < pending < streaming < final) nor loses text
-//   it had while it is still generating, so an event that repeats what a load
-//   already showed changes nothing.
+// - The conversations and the open conversation's messages are mirrors
+//   (mirror.js): every event, REST answer and list load is merged by the event
+//   seq it reflects, so an answer that was in flight never undoes a newer event,
+//   a deleted object never comes back, an object created while a list loads
+//   stays, and applying anything twice changes nothing. Lists are shown in the
+//   server's order (conversations by updated_at, messages by created_at, then id).
 // - message.delta is applied by offset, in Unicode code points: appended when
 //   offset equals the length we have, ignored when it ends within it (seen),
-//   the new tail taken when it overlaps, and a hole (offset beyond our length)
-//   reloads the conversation's messages over REST.
+//   the new tail taken when it overlaps, and a hole (offset beyond our length,
+//   or text for a message we do not hold while no load is in flight) reloads
+//   the conversation's messages over REST.
 // - Only the open conversation's messages are held; the others load on opening.
 
-import { api, listAll } from './api.js';
-import { $, el, cpLength, cpSlice, shortTime } from './dom.js';
+import { apiSeq, apiInto, eachPage } from './api.js';
+import { $, el, shortTime } from './dom.js';
+import { Mirror, byCreated, byUpdatedDesc } from './mirror.js';
 import { showNotice } from './notice.js';
 
-const RANK = { created: 0, pending: 1, streaming: 2, completed: 3, stopped: 3, failed: 3 };
 const GENERATING = new Set(['created', 'pending', 'streaming']);
 
-const convs = new Map();        // id → conversation
+const convs = new Mirror(byUpdatedDesc);
 let currentId = null;
-const msgs = new Map();         // id → {m: message, len: code points of m.content}
-let order = [];                 // message ids, oldest first
-const nodes = new Map();        // message id → {li, text, ...}
+const msgs = new Mirror(byCreated);   // the open conversation's messages
+const nodes = new Map();        // message id → {li, text}
 let editingId = null;
 let editDraft = '';             // the edit box's text, kept across re-renders
 let renamingId = null;
@@ -33,14 +35,9 @@ let reloadAgain = false;
 
 // --- conversations ---------------------------------------------------------
 
-function sortedConvs() {
-  return [...convs.values()].sort((a, b) =>
-    a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : 0);
-}
-
 function renderConvList() {
   const list = $('conv-list');
-  const items = sortedConvs().map((c) => {
+  const items = convs.list().map((c) => {
     const li = el('li', { class: 'conv', dataset: { id: c.id }, 'aria-current': c.id === currentId ? 'true' : null });
     if (c.id === renamingId) {
       const input = el('input', { class: 'rename-input', maxlength: 200, 'aria-label': 'new title' });
@@ -52,7 +49,7 @@ function renderConvList() {
         const title = input.value.trim();
         if (save && title && title !== c.title) {
           try {
-            upsertConv(await api('PATCH', '/conversations/' + c.id, { title }));
+            await apiInto(convs, 'PATCH', '/conversations/' + c.id, { title }, upsertConv);
           } catch (e) {
             showNotice('Could not rename: ' + e.message);
           }
@@ -83,26 +80,24 @@ function renderConvList() {
   $('chat-title').textContent = cur ? cur.title : '';
 }
 
-function upsertConv(c) {
-  const old = convs.get(c.id);
-  if (old && old.updated_at > c.updated_at) return;
-  convs.set(c.id, c);
-  if (renamingId !== c.id) renderConvList();
+// c as of event seq (an event or a write's answer).
+function upsertConv(c, seq) {
+  if (convs.put(c, seq) && renamingId !== c.id) renderConvList();
 }
 
 async function deleteConv(c) {
   if (!window.confirm('Delete "' + c.title + '" and all its messages?')) return;
   try {
-    await api('DELETE', '/conversations/' + c.id);
-    removeConv(c.id, false);
+    await apiInto(convs, 'DELETE', '/conversations/' + c.id, undefined, (_, seq) => removeConv(c.id, false, seq));
   } catch (e) {
-    if (e.status === 404) removeConv(c.id, false);
+    if (e.status === 404) removeConv(c.id, false, convs.seqOf(c.id) || 0);
     else showNotice('Could not delete the conversation: ' + e.message);
   }
 }
 
-function removeConv(id, elsewhere) {
-  if (!convs.delete(id) && id !== currentId) return;
+// Conversation id was deleted at event seq (elsewhere: not by this tab).
+function removeConv(id, elsewhere, seq) {
+  if (!convs.remove(id, seq) && id !== currentId) return;
   if (renamingId === id) renamingId = null;
   if (id === currentId) {
     if (elsewhere) showNotice('This conversation was deleted in another tab or device.');
@@ -113,8 +108,7 @@ function removeConv(id, elsewhere) {
 
 export async function newConversation() {
   try {
-    const c = await api('POST', '/conversations', {});
-    upsertConv(c);
+    const { data: c } = await apiInto(convs, 'POST', '/conversations', {}, upsertConv);
     location.hash = '#/c/' + c.id;
   } catch (e) {
     showNotice('Could not create a conversation: ' + e.message);
@@ -123,28 +117,9 @@ export async function newConversation() {
 
 // --- messages ----------------------------------------------------------------
 
-// The message we keep when `incoming` arrives for a message we may hold: never
-// back in status, never shorter while still generating.
-function merge(old, incoming) {
-  if (!old) return incoming;
-  const m = { ...incoming };
-  if (RANK[m.status] < RANK[old.status]) {
-    m.status = old.status;
-    m.error = old.error;
-  }
-  if (GENERATING.has(incoming.status) && old.content.length > m.content.length &&
-      old.content.startsWith(m.content)) {
-    m.content = old.content;
-  }
-  return m;
-}
-
-function setMessage(m) {
-  const had = msgs.get(m.id);
-  const merged = merge(had && had.m, m);
-  msgs.set(m.id, { m: merged, len: cpLength(merged.content) });
-  if (!had) order.push(m.id);
-  return !had;
+// m as of event seq, shown at once when it changed what the tab holds.
+function setMessage(m, seq) {
+  if (m.conversation_id === currentId && msgs.put(m, seq)) updateMessage(m.id);
 }
 
 function statusMark(m) {
@@ -176,9 +151,8 @@ function scrollDown() {
 
 // Builds (or rebuilds) the element of message id, in place.
 function renderMessage(id) {
-  const entry = msgs.get(id);
-  if (!entry) return;
-  const m = entry.m;
+  const m = msgs.get(id);
+  if (!m) return;
   let n = nodes.get(id);
   if (!n) {
     const li = el('li', { class: 'msg', dataset: { id } });
@@ -221,33 +195,43 @@ function renderMessage(id) {
 function renderMessages() {
   const box = $('messages');
   const stick = nearBottom();
-  for (const id of [...nodes.keys()]) if (!msgs.has(id)) nodes.delete(id);
-  for (const id of order) renderMessage(id);
-  box.replaceChildren(...order.map((id) => nodes.get(id).li));
+  const order = msgs.list();
+  for (const id of [...nodes.keys()]) if (msgs.get(id) === undefined) nodes.delete(id);
+  for (const m of order) renderMessage(m.id);
+  box.replaceChildren(...order.map((m) => nodes.get(m.id).li));
   if (stick) scrollDown();
 }
 
+// Shows message id's current state; a new one goes where the server's order
+// puts it (the end, unless it arrived late).
 function updateMessage(id) {
   const stick = nearBottom();
   const isNew = !nodes.has(id);
   renderMessage(id);
-  if (isNew) $('messages').append(nodes.get(id).li);
-  if (stick || isNew) scrollDown();
+  if (isNew) {
+    const order = msgs.list();
+    const at = order.findIndex((m) => m.id === id);
+    const next = order[at + 1] && nodes.get(order[at + 1].id);
+    $('messages').insertBefore(nodes.get(id).li, next ? next.li : null);
+  }
+  if (stick || (isNew && !nodes.get(id).li.nextSibling)) scrollDown();
 }
 
+// One load of the open conversation's messages, merged by its seq with what
+// the stream delivered meanwhile. Returns true when text showed a hole.
 async function loadMessages(convId) {
-  const items = await listAll('/conversations/' + convId + '/messages');
-  if (convId !== currentId) return;
-  const fresh = new Map();
-  for (const m of items) {
-    const had = msgs.get(m.id);
-    const merged = merge(had && had.m, m);
-    fresh.set(m.id, { m: merged, len: cpLength(merged.content) });
+  const ticket = msgs.begin();
+  let hole = false;
+  try {
+    await eachPage('/conversations/' + convId + '/messages', (items, seq, first) => {
+      const holes = msgs.settle(ticket, seq, items, first);
+      if (holes && holes.length) hole = true;
+    });
+    if (msgs.current(ticket)) renderMessages();
+  } finally {
+    msgs.end(ticket);
   }
-  msgs.clear();
-  for (const [id, v] of fresh) msgs.set(id, v);
-  order = items.map((m) => m.id);
-  renderMessages();
+  return hole;
 }
 
 // Reloads the open conversation's messages; coalesces calls made meanwhile.
@@ -258,9 +242,9 @@ async function reloadMessages() {
       reloadAgain = false;
       if (!currentId) break;
       try {
-        await loadMessages(currentId);
+        if (await loadMessages(currentId)) reloadAgain = true;
       } catch (e) {
-        if (e.status === 404) removeConv(currentId, true);
+        if (e.status === 404) removeConv(currentId, true, convs.seqOf(currentId) || 0);
         else showNotice('Could not load the messages: ' + e.message);
       }
     } while (reloadAgain);
@@ -271,22 +255,21 @@ async function reloadMessages() {
 
 async function stopMessage(id) {
   try {
-    const m = await api('POST', '/messages/' + id + '/stop');
-    if (m && m.conversation_id === currentId) { setMessage(m); updateMessage(m.id); }
+    await apiInto(msgs, 'POST', '/messages/' + id + '/stop', undefined, setMessage);
   } catch (e) {
     if (e.status !== 409) showNotice('Could not stop the reply: ' + e.message);
   }
 }
 
 function startEdit(id) {
-  const entry = msgs.get(id);
-  if (!entry) return;
-  if (GENERATING.has(entry.m.status)) {
+  const m = msgs.get(id);
+  if (!m) return;
+  if (GENERATING.has(m.status)) {
     showNotice('This reply is still being generated: stop it or wait until it finishes, then edit it.');
     return;
   }
   editingId = id;
-  editDraft = entry.m.content;
+  editDraft = m.content;
   renderMessage(id);
   const area = nodes.get(id).li.querySelector('textarea');
   if (area) area.focus();
@@ -295,12 +278,11 @@ function startEdit(id) {
 async function saveEdit(id, content) {
   if (!content.trim()) { showNotice('A message cannot be empty.'); return; }
   try {
-    const m = await api('PATCH', '/messages/' + id, { content });
-    editingId = null;
-    msgs.delete(id);
-    order = order.filter((x) => x !== id);
-    setMessage(m);
-    renderMessages();
+    await apiInto(msgs, 'PATCH', '/messages/' + id, { content }, (m, seq) => {
+      editingId = null;
+      msgs.put(m, seq);
+      renderMessage(id);
+    });
   } catch (e) {
     if (e.status === 409) showNotice('This reply is still being generated: stop it or wait until it finishes, then edit it.');
     else showNotice('Could not save the edit: ' + e.message);
@@ -309,18 +291,17 @@ async function saveEdit(id, content) {
 
 async function deleteMessage(id) {
   try {
-    await api('DELETE', '/messages/' + id);
-    dropMessage(id);
+    await apiInto(msgs, 'DELETE', '/messages/' + id, undefined, (_, seq) => dropMessage(id, seq));
   } catch (e) {
     if (e.status === 409) showNotice('This reply is still being generated: stop it or wait until it finishes, then delete it.');
-    else if (e.status === 404) dropMessage(id);
+    else if (e.status === 404) dropMessage(id, msgs.seqOf(id) || 0);
     else showNotice('Could not delete the message: ' + e.message);
   }
 }
 
-function dropMessage(id) {
-  if (!msgs.delete(id)) return;
-  order = order.filter((x) => x !== id);
+// Message id was deleted at event seq.
+function dropMessage(id, seq) {
+  if (!msgs.remove(id, seq)) return;
   if (editingId === id) editingId = null;
   const n = nodes.get(id);
   if (n) n.li.remove();
@@ -337,12 +318,10 @@ async function send(event) {
   if (model) body.model = model;
   $('send').disabled = true;
   try {
-    const convId = currentId;
-    const r = await api('POST', '/conversations/' + convId + '/messages', body);
+    await apiInto(msgs, 'POST', '/conversations/' + currentId + '/messages', body, (r, seq) => {
+      for (const m of [r.user_message, r.assistant_message]) setMessage(m, seq);
+    });
     input.value = '';
-    if (convId === currentId) {
-      for (const m of [r.user_message, r.assistant_message]) { setMessage(m); updateMessage(m.id); }
-    }
   } catch (e) {
     showNotice('Could not send: ' + e.message);
   } finally {
@@ -353,47 +332,50 @@ async function send(event) {
 
 // --- events --------------------------------------------------------------------
 
-function applyDelta(d) {
+function applyDelta(d, seq) {
   if (d.conversation_id !== currentId) return;
-  const entry = msgs.get(d.message_id);
-  if (!entry) { reloadMessages(); return; }
-  const textLen = cpLength(d.text);
-  if (d.offset > entry.len) { reloadMessages(); return; }
-  if (d.offset + textLen <= entry.len) return;
-  const tail = d.offset === entry.len ? d.text : cpSlice(d.text, entry.len - d.offset);
-  entry.m = { ...entry.m, content: entry.m.content + tail };
-  entry.len = d.offset + textLen;
+  if (d.part && d.part !== 'content') return;   // reasoning is not shown yet
+  const r = msgs.append(d.message_id, seq, 'content', d.offset, d.text);
+  if (r === 'hole' || (r === 'unknown' && !reloadRunning)) {
+    reloadMessages();   // a load in flight re-applies what it did not hold
+    return;
+  }
+  if (r !== 'applied') return;
   const n = nodes.get(d.message_id);
   if (n && editingId !== d.message_id) {
     const stick = nearBottom();
-    n.text.appendData(tail);
+    n.text.data = msgs.get(d.message_id).content;
     if (stick) scrollDown();
   } else {
     updateMessage(d.message_id);
   }
 }
 
-export function dispatch(type, data) {
+// Every event the stream delivers, of any type, first: the mirrors keep
+// tombstones until the stream has passed them.
+export function heard(seq) {
+  convs.heard(seq);
+  msgs.heard(seq);
+}
+
+export function dispatch(type, data, seq) {
   switch (type) {
   case 'conversation.created':
   case 'conversation.updated':
-    upsertConv(data);
+    upsertConv(data, seq);
     break;
   case 'conversation.deleted':
-    removeConv(data.id, true);
+    removeConv(data.id, true, seq);
     break;
   case 'message.created':
   case 'message.updated':
-    if (data.conversation_id === currentId) {
-      setMessage(data);
-      updateMessage(data.id);
-    }
+    setMessage(data, seq);
     break;
   case 'message.deleted':
-    if (data.conversation_id === currentId) dropMessage(data.id);
+    if (data.conversation_id === currentId) dropMessage(data.id, seq);
     break;
   case 'message.delta':
-    applyDelta(data);
+    applyDelta(data, seq);
     break;
   default:
     break;
@@ -402,10 +384,14 @@ export function dispatch(type, data) {
 
 // --- loading and showing ------------------------------------------------------
 
+// The whole list over REST, merged by seq with what the stream delivers meanwhile.
 export async function loadConversations() {
-  const items = await listAll('/conversations?limit=200');
-  convs.clear();
-  for (const c of items) convs.set(c.id, c);
+  const ticket = convs.begin();
+  try {
+    await eachPage('/conversations?limit=200', (items, seq, first) => convs.settle(ticket, seq, items, first));
+  } finally {
+    convs.end(ticket);
+  }
   renderConvList();
 }
 
@@ -413,8 +399,8 @@ export async function loadConversations() {
 export async function reload() {
   await loadConversations();
   if (currentId) {
-    if (convs.has(currentId)) await reloadMessages();
-    else removeConv(currentId, true);
+    if (convs.get(currentId)) await reloadMessages();
+    else removeConv(currentId, true, 0);
   }
 }
 
@@ -425,7 +411,6 @@ export async function openConversation(id) {
   editingId = null;
   msgs.clear();
   nodes.clear();
-  order = [];
   $('messages').replaceChildren();
   $('chat-view').classList.toggle('has-current', !!id);
   $('composer').hidden = !id;
@@ -440,7 +425,6 @@ export function resetChat() {
   currentId = null;
   msgs.clear();
   nodes.clear();
-  order = [];
   editingId = renamingId = null;
   $('messages').replaceChildren();
   renderConvList();

@@ -69,7 +69,7 @@ function open() {
       } catch (e) {
         return;
       }
-      hooks.dispatch(type, data);
+      hooks.dispatch(type, data, Number(event.lastEventId));
     });
   }
   es.addEventListener('reset', (event) => {
@@ -93,7 +93,7 @@ async function reopen() {
   if (hooks && !source) open();
 }
 
-// startStream(seq, {dispatch(type, data), reload(reason)})
+// startStream(seq, {dispatch(type, data, seq), reload(reason)})
 export function startStream(seq, handlers) {
   stopStream();
   hooks = handlers;

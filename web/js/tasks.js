@@ -2,26 +2,29 @@
 // trash.
 //
 // Invariants:
-// - `active` holds tasks not in the trash, `trash` those in it (loaded the
+// - `active` mirrors the tasks not in the trash, `trash` those in it (loaded the
 //   first time the trash is shown, then kept current by events too); a task is
-//   in at most one of them. Applying an event twice changes nothing.
+//   in at most one of them. Both are mirrors (mirror.js): events, answers and
+//   page loads merge by the event seq they reflect, so an answer in flight never
+//   undoes a newer event, a task deleted meanwhile stays out of the grid, and
+//   applying anything twice changes nothing. The grid is in the server's order
+//   (newest first, then id).
 // - A card is built once per task and updated in place, so an image is not
 //   reloaded by a progress step or a blur toggle.
 
-import { api } from './api.js';
+import { apiSeq, apiInto } from './api.js';
 import { $, el } from './dom.js';
+import { Mirror, byCreatedDesc } from './mirror.js';
 import { showNotice } from './notice.js';
 
-const active = new Map();
-const trash = new Map();
+const active = new Mirror(byCreatedDesc);
+const trash = new Mirror(byCreatedDesc);
 let trashLoaded = false;
 let view = 'active';
 const next = { active: null, trash: null };
 const cards = new Map();     // task id → {li, ...parts, resultKey}
 
 function shown() { return view === 'active' ? active : trash; }
-
-function newer(a, b) { return a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0; }
 
 function card(t) {
   let c = cards.get(t.id);
@@ -80,42 +83,49 @@ function card(t) {
 }
 
 function render() {
-  const items = [...shown().values()].sort(newer);
+  const items = shown().list();
   $('task-grid').replaceChildren(...items.map(card));
   $('task-empty').hidden = items.length > 0;
   $('task-empty').textContent = view === 'trash' ? 'The trash is empty.' : 'No tasks yet.';
   $('task-more').hidden = !next[view];
   $('show-active').setAttribute('aria-pressed', String(view === 'active'));
   $('show-trash').setAttribute('aria-pressed', String(view === 'trash'));
-  for (const id of [...cards.keys()]) if (!active.has(id) && !trash.has(id)) cards.delete(id);
+  for (const id of [...cards.keys()]) if (!active.get(id) && !trash.get(id)) cards.delete(id);
 }
 
-function put(t) {
+// Task t as of event seq: into the grid or the trash, out of the other.
+function put(t, seq) {
   if (t.deleted_at) {
-    active.delete(t.id);
-    if (trashLoaded) trash.set(t.id, t);
+    active.remove(t.id, seq);
+    trash.put(t, seq);
   } else {
-    trash.delete(t.id);
-    active.set(t.id, t);
+    trash.remove(t.id, seq);
+    active.put(t, seq);
   }
   render();
 }
 
+// One page of the grid or the trash; reset: the first page, which replaces
+// what the tab held (by seq: newer events stay), later pages only add.
 async function loadPage(which, reset) {
-  const map = which === 'active' ? active : trash;
+  const mirror = which === 'active' ? active : trash;
   let path = '/tasks?limit=50' + (which === 'trash' ? '&deleted=1' : '');
   if (!reset && next[which]) path += '&cursor=' + encodeURIComponent(next[which]);
-  const page = await api('GET', path);
-  if (reset) map.clear();
-  for (const t of page.items) map.set(t.id, t);
-  next[which] = page.next;
+  const ticket = mirror.begin();
+  try {
+    const { data, seq } = await apiSeq('GET', path);
+    if (mirror.settle(ticket, seq, data.items, reset) === null) return;
+    next[which] = data.next;
+  } finally {
+    mirror.end(ticket);
+  }
   if (which === 'trash') trashLoaded = true;
   render();
 }
 
 async function setBlur(id, blurred) {
   try {
-    put(await api('PATCH', '/tasks/' + id, { blurred }));
+    await apiInto(active, 'PATCH', '/tasks/' + id, { blurred }, put);
   } catch (e) {
     showNotice('Could not change the blur: ' + e.message);
   }
@@ -123,29 +133,30 @@ async function setBlur(id, blurred) {
 
 async function deleteTask(id) {
   try {
-    await api('DELETE', '/tasks/' + id);
-    await moveToTrash(id);
+    await apiInto(active, 'DELETE', '/tasks/' + id, undefined, (_, seq) => moveToTrash(id, seq));
   } catch (e) {
     showNotice('Could not delete the task: ' + e.message);
   }
 }
 
-async function moveToTrash(id) {
+// Task id went to the trash at event seq (task.deleted carries only the id):
+// out of the grid at once, into the trash as the server has it.
+async function moveToTrash(id, seq) {
   const had = active.get(id);
-  active.delete(id);
+  active.remove(id, seq);
+  if (had) trash.put({ ...had, deleted_at: had.deleted_at || new Date().toISOString() }, seq);
   render();
   if (!trashLoaded) return;
-  if (had) trash.set(id, { ...had, deleted_at: had.deleted_at || new Date().toISOString() });
   try {
-    put(await api('GET', '/tasks/' + id));
+    await apiInto(trash, 'GET', '/tasks/' + id, undefined, put);
   } catch (e) {
-    if (e.status === 404) { trash.delete(id); render(); }
+    if (e.status === 404) { trash.remove(id, trash.seqOf(id) || 0); render(); }
   }
 }
 
 async function restoreTask(id) {
   try {
-    put(await api('POST', '/tasks/' + id + '/restore'));
+    await apiInto(trash, 'POST', '/tasks/' + id + '/restore', undefined, put);
   } catch (e) {
     if (e.status === 409) showNotice('This task is not in the trash any more.');
     else showNotice('Could not restore the task: ' + e.message);
@@ -158,7 +169,7 @@ async function create(event) {
   if (!prompt.trim()) return;
   $('task-create').disabled = true;
   try {
-    put(await api('POST', '/tasks', { kind: $('task-kind').value, prompt }));
+    await apiInto(active, 'POST', '/tasks', { kind: $('task-kind').value, prompt }, put);
     $('task-prompt').value = '';
     if (view !== 'active') showView('active');
   } catch (e) {
@@ -180,15 +191,22 @@ async function showView(which) {
   }
 }
 
-export function dispatch(type, data) {
+// Every event the stream delivers, of any type (mirror.js keeps tombstones
+// until the stream has passed them).
+export function heard(seq) {
+  active.heard(seq);
+  trash.heard(seq);
+}
+
+export function dispatch(type, data, seq) {
   switch (type) {
   case 'task.created':
   case 'task.updated':
   case 'task.restored':
-    put(data);
+    put(data, seq);
     break;
   case 'task.deleted':
-    moveToTrash(data.id);
+    moveToTrash(data.id, seq);
     break;
   default:
     break;

@@ -12,16 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One snapshot: the page and the user's event seq it reflects (page.h). */
-static const char SQL_LIST[] =
-	"SELECT u.event_seq, p.obj, p.cursor FROM mjs.users u LEFT JOIN LATERAL ("
-	"  SELECT mjs.conversation_json(c)::text AS obj, c.updated_at, c.id, "
-	"  (extract(epoch FROM c.updated_at) * 1000000)::bigint || '_' || c.id AS cursor "
-	"  FROM mjs.conversations c WHERE c.user_id = u.id "
-	"  AND ($2::bigint IS NULL OR (c.updated_at, c.id) < "
-	"       (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
-	"  ORDER BY c.updated_at DESC, c.id DESC LIMIT $4) p ON true "
-	"WHERE u.id = $1 ORDER BY p.updated_at DESC, p.id DESC";
+/* One snapshot: the page and the user's event seq it reflects (sql/009, page.h). */
+static const char SQL_LIST[] = "SELECT * FROM mjs.conversation_page($1, $2, $3, $4)";
 
 void conversations_list(struct call *c)
 {

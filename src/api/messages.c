@@ -12,15 +12,10 @@
 
 /*
  * One snapshot: whether the conversation is the user's, its messages and the
- * user's event seq they reflect. One row with a NULL message when it has none,
- * none when the user is gone.
+ * user's event seq they reflect (sql/009). One row with a NULL message when it
+ * has none, none when the user is gone.
  */
-static const char SQL_LIST[] =
-	"SELECT u.event_seq, c.id IS NOT NULL, p.obj FROM mjs.users u "
-	"LEFT JOIN mjs.conversations c ON c.id = $2 AND c.user_id = u.id "
-	"LEFT JOIN LATERAL (SELECT mjs.message_json(m)::text AS obj, m.created_at, m.id "
-	"  FROM mjs.messages m WHERE m.conversation_id = c.id AND m.user_id = u.id) p ON true "
-	"WHERE u.id = $1 ORDER BY p.created_at, p.id";
+static const char SQL_LIST[] = "SELECT * FROM mjs.message_list($1, $2)";
 
 void messages_list(struct call *c)
 {

@@ -14,16 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One snapshot: the page and the user's event seq it reflects (page.h). */
-static const char SQL_LIST[] =
-	"SELECT u.event_seq, p.obj, p.cursor FROM mjs.users u LEFT JOIN LATERAL ("
-	"  SELECT mjs.task_json(t)::text AS obj, t.created_at, t.id, "
-	"  (extract(epoch FROM t.created_at) * 1000000)::bigint || '_' || t.id AS cursor "
-	"  FROM mjs.tasks t WHERE t.user_id = u.id AND (t.deleted_at IS NOT NULL) = $5::boolean "
-	"  AND ($2::bigint IS NULL OR (t.created_at, t.id) < "
-	"       (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
-	"  ORDER BY t.created_at DESC, t.id DESC LIMIT $4) p ON true "
-	"WHERE u.id = $1 ORDER BY p.created_at DESC, p.id DESC";
+/* One snapshot: the page and the user's event seq it reflects (sql/009, page.h). */
+static const char SQL_LIST[] = "SELECT * FROM mjs.task_page($1, $5, $2, $3, $4)";
 
 void tasks_list(struct call *c)
 {

@@ -58,6 +58,12 @@ void page_respond(struct call *c, PGresult *res, const struct page *p)
 	struct buf *b = &c->resp->body;
 	int n = PQntuples(res);
 
+	if (n == 0) {
+		/* no user row: deleted since the session was checked */
+		http_error(c->resp, 401, "unauthorized", "the session's user no longer exists");
+		PQclear(res);
+		return;
+	}
 	if (n == 1 && PQgetisnull(res, 0, 1))
 		n = 0;		/* the user's row alone: an empty page */
 	buf_reset(b);
@@ -73,7 +79,6 @@ void page_respond(struct call *c, PGresult *res, const struct page *p)
 	else
 		buf_puts(b, "null}");
 	c->resp->status = 200;
-	if (PQntuples(res) > 0)
-		http_event_seq(c->resp, PQgetvalue(res, 0, 0));
+	http_event_seq(c->resp, PQgetvalue(res, 0, 0));
 	PQclear(res);
 }

@@ -34,7 +34,8 @@ int page_parse(struct call *c, struct page *p);
  * Answers 200 {"items":[…],"next":cursor|null} from rows of (the user's event
  * seq, object JSON, cursor), read in one statement so the seq is the one the
  * page reflects (sent as Mjs-Event-Seq). A page with no objects is one row whose
- * JSON is NULL (the user's row left-joined to the page). Takes ownership of res.
+ * JSON is NULL (the user's row left-joined to the page); no row at all (the
+ * user is gone) answers 401. Takes ownership of res.
  */
 void page_respond(struct call *c, PGresult *res, const struct page *p);
 

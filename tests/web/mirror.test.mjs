@@ -165,6 +165,29 @@ test('a deletion an answer told of is kept until the stream has delivered it', (
   assert.equal(m.gone.size, 0);
 });
 
+// tasks.js keeps the grid and the trash as two mirrors; a task's answer may move
+// it from one to the other, so every task request holds a ticket on both.
+test('a restore answered after a newer delete leaves the task in the trash only', () => {
+  const active = new Mirror(byCreatedDesc);
+  const trash = new Mirror(byCreatedDesc);
+  const put = (t, seq) => {
+    if (t.deleted_at) { active.remove(t.id, seq); trash.put(t, seq); }
+    else { trash.remove(t.id, seq); active.put(t, seq); }
+  };
+  trash.put({ id: 'x', created_at: '1', deleted_at: 'then' }, 1);
+  trash.heard(1);
+  active.heard(1);
+  const tickets = [active.begin(), trash.begin()];            // POST .../restore
+  put({ id: 'x', created_at: '1', deleted_at: null }, 2);      // task.restored, seq 2
+  active.heard(2); trash.heard(2);
+  active.remove('x', 3);                                        // task.deleted, seq 3 (another device)
+  trash.put({ id: 'x', created_at: '1', deleted_at: 'now' }, 3);
+  active.heard(3); trash.heard(3);
+  put({ id: 'x', created_at: '1', deleted_at: null }, 2);      // the restore's answer, late
+  active.end(tickets[0]); trash.end(tickets[1]);
+  assert.deepEqual([ids(active), ids(trash)], [[], ['x']]);
+});
+
 // --- the simulation -------------------------------------------------------------------
 
 function rng(seed) {

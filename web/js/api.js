@@ -50,31 +50,33 @@ export async function api(method, path, body) {
   return (await apiSeq(method, path, body)).data;
 }
 
-// Every page of a list endpoint, GET path following `next` cursors; onPage(items,
-// seq, first) is called for each page as it arrives (each page is its own
-// snapshot with its own seq).
-export async function eachPage(path, onPage) {
-  let cursor = null;
-  for (let first = true; ; first = false) {
+// Every page of a list endpoint, GET path following `next` cursors, as
+// [{items, seq}] (each page is its own snapshot with its own seq). Nothing is
+// returned unless every page arrived, so a failure changes nothing.
+export async function listPages(path) {
+  const pages = [];
+  for (let cursor = null; ;) {
     const sep = path.includes('?') ? '&' : '?';
     const { data, seq } = await apiSeq('GET', path + (cursor ? sep + 'cursor=' + encodeURIComponent(cursor) : ''));
-    onPage(data.items, seq, first);
-    if (!data.next) return;
+    pages.push({ items: data.items, seq });
+    if (!data.next) return pages;
     cursor = data.next;
   }
 }
 
-// A write whose answer goes into mirror (mirror.js): apply(data, seq) runs when
-// the answer arrives, unless the mirror was cleared meanwhile, and the request
-// counts as in flight until then, so that a deletion seen meanwhile keeps its
+// A request whose answer goes into mirrors (mirror.js; one, or an array when
+// the object moves between them): apply(data, seq) runs when the answer
+// arrives, unless a mirror was cleared meanwhile, and the request counts as in
+// flight in each until then, so that a deletion seen meanwhile keeps its
 // tombstone. Resolves to {data, seq}; throws as api() does.
-export async function apiInto(mirror, method, path, body, apply) {
-  const ticket = mirror.begin();
+export async function apiInto(mirrors, method, path, body, apply) {
+  const all = Array.isArray(mirrors) ? mirrors : [mirrors];
+  const tickets = all.map((m) => m.begin());
   try {
     const r = await apiSeq(method, path, body);
-    if (mirror.current(ticket)) apply(r.data, r.seq);
+    if (all.every((m, i) => m.current(tickets[i]))) apply(r.data, r.seq);
     return r;
   } finally {
-    mirror.end(ticket);
+    all.forEach((m, i) => m.end(tickets[i]));
   }
 }

@@ -15,7 +15,7 @@
 //   the conversation's messages over REST.
 // - Only the open conversation's messages are held; the others load on opening.
 
-import { apiSeq, apiInto, eachPage } from './api.js';
+import { apiInto, listPages } from './api.js';
 import { $, el, shortTime } from './dom.js';
 import { Mirror, byCreated, byUpdatedDesc } from './mirror.js';
 import { showNotice } from './notice.js';
@@ -223,8 +223,9 @@ async function loadMessages(convId) {
   const ticket = msgs.begin();
   let hole = false;
   try {
-    await eachPage('/conversations/' + convId + '/messages', (items, seq, first) => {
-      const holes = msgs.settle(ticket, seq, items, first);
+    const pages = await listPages('/conversations/' + convId + '/messages');
+    pages.forEach(({ items, seq }, i) => {
+      const holes = msgs.settle(ticket, seq, items, i === 0);
       if (holes && holes.length) hole = true;
     });
     if (msgs.current(ticket)) renderMessages();
@@ -240,11 +241,13 @@ async function reloadMessages() {
   reloadRunning = (async () => {
     do {
       reloadAgain = false;
-      if (!currentId) break;
+      const id = currentId;
+      if (!id) break;
       try {
-        if (await loadMessages(currentId)) reloadAgain = true;
+        if (await loadMessages(id)) reloadAgain = true;
       } catch (e) {
-        if (e.status === 404) removeConv(currentId, true, convs.seqOf(currentId) || 0);
+        if (id !== currentId) continue;   // another conversation opened meanwhile
+        if (e.status === 404) removeConv(id, true, convs.seqOf(id) || 0);
         else showNotice('Could not load the messages: ' + e.message);
       }
     } while (reloadAgain);
@@ -388,7 +391,8 @@ export function dispatch(type, data, seq) {
 export async function loadConversations() {
   const ticket = convs.begin();
   try {
-    await eachPage('/conversations?limit=200', (items, seq, first) => convs.settle(ticket, seq, items, first));
+    const pages = await listPages('/conversations?limit=200');
+    pages.forEach(({ items, seq }, i) => convs.settle(ticket, seq, items, i === 0));
   } finally {
     convs.end(ticket);
   }

@@ -19,7 +19,10 @@ import { showNotice } from './notice.js';
 
 const active = new Mirror(byCreatedDesc);
 const trash = new Mirror(byCreatedDesc);
+const both = [active, trash];   // a task's answer may move it from one to the other
 let trashLoaded = false;
+let trashLoading = false;
+const loads = { active: 0, trash: 0 };   // first-page loads started: a later page of an older one is stale
 let view = 'active';
 const next = { active: null, trash: null };
 const cards = new Map();     // task id → {li, ...parts, resultKey}
@@ -106,26 +109,30 @@ function put(t, seq) {
 }
 
 // One page of the grid or the trash; reset: the first page, which replaces
-// what the tab held (by seq: newer events stay), later pages only add.
+// what the tab held (by seq: newer events stay), later pages only add (and a
+// later page begun before a newer first page is dropped).
 async function loadPage(which, reset) {
   const mirror = which === 'active' ? active : trash;
   let path = '/tasks?limit=50' + (which === 'trash' ? '&deleted=1' : '');
   if (!reset && next[which]) path += '&cursor=' + encodeURIComponent(next[which]);
+  const gen = reset ? ++loads[which] : loads[which];
   const ticket = mirror.begin();
+  if (which === 'trash') trashLoading = true;
   try {
     const { data, seq } = await apiSeq('GET', path);
-    if (mirror.settle(ticket, seq, data.items, reset) === null) return;
+    if (gen !== loads[which] || mirror.settle(ticket, seq, data.items, reset) === null) return;
     next[which] = data.next;
+    if (which === 'trash') trashLoaded = true;
   } finally {
     mirror.end(ticket);
+    if (which === 'trash') trashLoading = false;
   }
-  if (which === 'trash') trashLoaded = true;
   render();
 }
 
 async function setBlur(id, blurred) {
   try {
-    await apiInto(active, 'PATCH', '/tasks/' + id, { blurred }, put);
+    await apiInto(both, 'PATCH', '/tasks/' + id, { blurred }, put);
   } catch (e) {
     showNotice('Could not change the blur: ' + e.message);
   }
@@ -133,22 +140,23 @@ async function setBlur(id, blurred) {
 
 async function deleteTask(id) {
   try {
-    await apiInto(active, 'DELETE', '/tasks/' + id, undefined, (_, seq) => moveToTrash(id, seq));
+    await apiInto(both, 'DELETE', '/tasks/' + id, undefined, (_, seq) => moveToTrash(id, seq));
   } catch (e) {
     showNotice('Could not delete the task: ' + e.message);
   }
 }
 
 // Task id went to the trash at event seq (task.deleted carries only the id):
-// out of the grid at once, into the trash as the server has it.
+// out of the grid at once, into the trash as the server has it (fetched when
+// the trash is loaded or loading; the synthesized entry is replaced by it).
 async function moveToTrash(id, seq) {
   const had = active.get(id);
   active.remove(id, seq);
   if (had) trash.put({ ...had, deleted_at: had.deleted_at || new Date().toISOString() }, seq);
   render();
-  if (!trashLoaded) return;
+  if (!trashLoaded && !trashLoading) return;
   try {
-    await apiInto(trash, 'GET', '/tasks/' + id, undefined, put);
+    await apiInto(both, 'GET', '/tasks/' + id, undefined, put);
   } catch (e) {
     if (e.status === 404) { trash.remove(id, trash.seqOf(id) || 0); render(); }
   }
@@ -156,7 +164,7 @@ async function moveToTrash(id, seq) {
 
 async function restoreTask(id) {
   try {
-    await apiInto(trash, 'POST', '/tasks/' + id + '/restore', undefined, put);
+    await apiInto(both, 'POST', '/tasks/' + id + '/restore', undefined, put);
   } catch (e) {
     if (e.status === 409) showNotice('This task is not in the trash any more.');
     else showNotice('Could not restore the task: ' + e.message);
@@ -169,7 +177,7 @@ async function create(event) {
   if (!prompt.trim()) return;
   $('task-create').disabled = true;
   try {
-    await apiInto(active, 'POST', '/tasks', { kind: $('task-kind').value, prompt }, put);
+    await apiInto(both, 'POST', '/tasks', { kind: $('task-kind').value, prompt }, put);
     $('task-prompt').value = '';
     if (view !== 'active') showView('active');
   } catch (e) {

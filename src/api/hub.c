@@ -10,8 +10,15 @@
  *   duplicate. Anything else (a jump, a notification without data, a replay, a
  *   lost LISTEN connection) switches the stream to catch-up, which reads
  *   mjs.events page by page while the stream's queue is below the low-water mark.
- * - A stream's queued bytes never exceed stream_queue_max: a tab that stops
- *   reading is dropped, never allowed to delay others or to grow memory.
+ * - A stream's queued bytes never exceed stream_queue_max, except for one event
+ *   larger than that on an otherwise empty queue (so every stored event can be
+ *   delivered). An event that does not fit switches the stream to catch-up: it
+ *   waits in mjs.events, not in memory, and catch-up queues only while the
+ *   queue is below the low-water mark (half of stream_queue_max), event by
+ *   event. So no event, however large, and no backlog, however long, makes a
+ *   stream drop and replay the same thing again. A tab that takes nothing for
+ *   stream_stall_timeout while data waits is dropped, never allowed to delay
+ *   others or to hold memory.
  * - All database queries (catch-up pages) happen in process_dirty(), after the
  *   notifications of an iteration are delivered.
  */
@@ -53,6 +60,7 @@ struct stream {
 	int dirty;		/* on the dirty list */
 	int dead;
 	int64_t last_write_ms;
+	int64_t waiting_since;	/* monotonic ms since data waits without progress; 0: not */
 	struct buf out;
 	size_t out_off;		/* bytes of out already written */
 	struct user *user;
@@ -187,24 +195,28 @@ static void stream_kill(struct hub *h, struct stream *s, const char *reason)
 	atomic_fetch_sub(&h->nstreams, 1);
 }
 
-/* Queues SSE text for a stream, wrapped in FastCGI records. */
-static void stream_queue(struct hub *h, struct stream *s, const char *text, size_t len)
+/*
+ * Queues SSE text for a stream, wrapped in FastCGI records. Returns 0; 1 when it
+ * does not fit now (the queue holds other data and would exceed
+ * stream_queue_max: the caller leaves it to catch-up); -1 when the stream was
+ * closed. An empty queue takes any one text, however large.
+ */
+static int stream_queue(struct hub *h, struct stream *s, const char *text, size_t len)
 {
-	if (pending_bytes(s) + len + FCGI_HEADER_LEN > h->cfg->stream_queue_max) {
-		log_info("stream dropped user=%s queued=%zu reason=\"stream queue full: the client "
-			 "does not read\"", s->user_id, pending_bytes(s));
-		stream_kill(h, s, "queue full");
-		return;
-	}
+	size_t queued = pending_bytes(s);
+
+	if (queued > 0 && queued + len + FCGI_HEADER_LEN > h->cfg->stream_queue_max)
+		return 1;
 	if (s->out_off > 0 && s->out_off == s->out.len) {
 		buf_reset(&s->out);
 		s->out_off = 0;
 	}
 	if (sse_fcgi_stdout(&s->out, s->request_id, text, len) < 0) {
 		stream_kill(h, s, "out of memory");
-		return;
+		return -1;
 	}
 	mark_dirty(h, s);
+	return 0;
 }
 
 static void stream_set_out(struct hub *h, struct stream *s, int want)
@@ -224,11 +236,14 @@ static void stream_flush(struct hub *h, struct stream *s)
 		if (n > 0) {
 			s->out_off += (size_t)n;
 			s->last_write_ms = util_now_ms();
+			s->waiting_since = 0;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!s->waiting_since)
+				s->waiting_since = util_now_ms();
 			stream_set_out(h, s, 1);
 			return;
 		}
@@ -256,13 +271,16 @@ static void db_lost(struct hub *h, const char *why)
 	h->db_retry_at = util_now_ms() + h->db_retry_ms;
 }
 
-static void queue_text(struct hub *h, struct stream *s)
+static int queue_text(struct hub *h, struct stream *s)
 {
-	stream_queue(h, s, h->text.data, h->text.len);
+	return stream_queue(h, s, h->text.data, h->text.len);
 }
 
-/* Sends "reset" (the asked-for events are gone) and continues from head. */
-static void stream_reset(struct hub *h, struct stream *s, int64_t head)
+/*
+ * Sends "reset" (the asked-for events are gone) and continues from head.
+ * Returns 0, or 1 when it waits for room in the queue.
+ */
+static int stream_reset(struct hub *h, struct stream *s, int64_t head)
 {
 	char data[64];
 	int n = snprintf(data, sizeof(data), "{\"seq\":%lld}", (long long)head);
@@ -271,14 +289,17 @@ static void stream_reset(struct hub *h, struct stream *s, int64_t head)
 		 s->user_id, (long long)s->last_seq, (long long)head);
 	buf_reset(&h->text);
 	sse_format_event(&h->text, head, "reset", 5, data, (size_t)n);
-	queue_text(h, s);
+	if (queue_text(h, s) != 0)
+		return 1;
 	s->last_seq = head;
+	return 0;
 }
 
 /*
  * One page of catch-up: the user's head and the events after last_seq, in one
- * snapshot. Returns 0, or -1 when the database failed (the stream stays in
- * catch-up and resumes after reconnect).
+ * snapshot. Returns 0; 1 when the next event waits for room in the queue (the
+ * stream goes on once nginx has taken what is queued); -1 when the database
+ * failed (the stream stays in catch-up and resumes after reconnect).
  */
 static const char SQL_CATCH_UP[] =
 	"SELECT u.event_seq, e.seq, e.type, e.data::text FROM mjs.users u "
@@ -291,8 +312,9 @@ static int catch_up_page(struct hub *h, struct stream *s)
 	char after[24], limit[16];
 	const char *params[3] = { s->user_id, after, limit };
 	int64_t head, batch = h->cfg->replay_batch;
+	size_t low_water = h->cfg->stream_queue_max / 2;
 	PGresult *res;
-	int n;
+	int n, i, rc = 0;
 
 	snprintf(after, sizeof(after), "%lld", (long long)(s->last_seq < 0 ? 0 : s->last_seq));
 	snprintf(limit, sizeof(limit), "%lld", (long long)batch);
@@ -311,32 +333,40 @@ static int catch_up_page(struct hub *h, struct stream *s)
 	head = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	if (s->last_seq < 0) {
 		/* a stream without Last-Event-ID starts at the head */
-		s->last_seq = head;
 		buf_reset(&h->text);
 		sse_format_id(&h->text, head);
-		queue_text(h, s);
-		s->catching_up = 0;
+		rc = queue_text(h, s) == 0 ? 0 : 1;
+		if (rc == 0) {
+			s->last_seq = head;
+			s->catching_up = 0;
+		}
 	} else if (PQgetisnull(res, 0, 1)) {
 		if (head == s->last_seq)
 			s->catching_up = 0;
 		else
-			stream_reset(h, s, head);	/* pruned, or an id from elsewhere */
+			rc = stream_reset(h, s, head);	/* pruned, or an id from elsewhere */
 	} else if (strtoll(PQgetvalue(res, 0, 1), NULL, 10) != s->last_seq + 1) {
-		stream_reset(h, s, head);
+		rc = stream_reset(h, s, head);
 	} else {
-		for (int i = 0; i < n && !s->dead; i++) {
+		/* event by event while below the low-water mark; the rest on the next page */
+		for (i = 0; i < n && !s->dead && pending_bytes(s) < low_water; i++) {
 			int64_t seq = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 			buf_reset(&h->text);
 			sse_format_event(&h->text, seq, PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2),
 					 PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
-			queue_text(h, s);
+			if (queue_text(h, s) != 0) {
+				rc = 1;
+				break;
+			}
 			s->last_seq = seq;
 		}
-		if (n < batch)
+		if (i < n)
+			rc = 1;
+		else if (n < batch)
 			s->catching_up = 0;
 	}
 	PQclear(res);
-	return 0;
+	return rc;
 }
 
 static void stream_catch_up(struct hub *h, struct stream *s)
@@ -344,7 +374,7 @@ static void stream_catch_up(struct hub *h, struct stream *s)
 	size_t low_water = h->cfg->stream_queue_max / 2;
 
 	while (s->catching_up && !s->dead && h->db && pending_bytes(s) < low_water)
-		if (catch_up_page(h, s) < 0)
+		if (catch_up_page(h, s) != 0)
 			return;
 }
 
@@ -375,11 +405,11 @@ static void deliver(struct hub *h, const struct event_note *note, struct user *u
 		next = s->next;
 		if (s->catching_up || note->seq <= s->last_seq)
 			continue;
-		if (note->seq == s->last_seq + 1) {
-			queue_text(h, s);
+		if (note->seq == s->last_seq + 1 && queue_text(h, s) == 0) {
 			s->last_seq = note->seq;
-		} else {
-			s->catching_up = 1;	/* a gap: read what is missing from the table */
+		} else if (!s->dead) {
+			/* a gap, or no room now: read what is missing from the table */
+			s->catching_up = 1;
 			mark_dirty(h, s);
 		}
 	}
@@ -608,6 +638,12 @@ static void keepalive_tick(struct hub *h, int64_t now)
 		next = s->all_next;
 		if (now >= s->session_expires_ms) {
 			stream_end(h, s, "session expired");
+			continue;
+		}
+		if (s->waiting_since && now - s->waiting_since >= h->cfg->stream_stall_timeout_ms) {
+			log_info("stream dropped user=%s queued=%zu reason=\"the client took nothing for "
+				 "%lld ms\"", s->user_id, pending_bytes(s), (long long)(now - s->waiting_since));
+			stream_kill(h, s, "stalled");
 			continue;
 		}
 		if (now - s->last_write_ms >= h->cfg->keepalive_interval_ms && pending_bytes(s) == 0) {

@@ -35,6 +35,7 @@ static const struct key keys[] = {
 	{ "keepalive_interval", T_DURATION, OFF(keepalive_interval_ms), "15s", 1000, 3600000 },
 	{ "sse_retry", T_DURATION, OFF(sse_retry_ms), "2s", 100, 600000 },
 	{ "stream_queue_max", T_SIZE, OFF(stream_queue_max), "256k", 16384, 64LL << 20 },
+	{ "stream_stall_timeout", T_DURATION, OFF(stream_stall_timeout_ms), "30s", 1000, 3600000 },
 	{ "max_streams", T_INT, OFF(max_streams), "20000", 1, 1000000 },
 	{ "replay_batch", T_INT, OFF(replay_batch), "500", 10, 100000 },
 	{ "session_ttl", T_DURATION_S, OFF(session_ttl_s), "30d", 60, 10LL * 365 * 86400 },

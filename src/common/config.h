@@ -26,6 +26,7 @@ struct config {
 	int keepalive_interval_ms;
 	int sse_retry_ms;
 	size_t stream_queue_max;
+	int stream_stall_timeout_ms;
 	int max_streams;
 	int replay_batch;
 	int session_ttl_s;

@@ -68,6 +68,7 @@ START_TEST(test_defaults_match_the_key_table)
 	ck_assert_int_eq(cfg.keepalive_interval_ms, 15000);
 	ck_assert_int_eq(cfg.sse_retry_ms, 2000);
 	ck_assert_uint_eq(cfg.stream_queue_max, 256 * 1024);
+	ck_assert_int_eq(cfg.stream_stall_timeout_ms, 30000);
 	ck_assert_int_eq(cfg.max_streams, 20000);
 	ck_assert_int_eq(cfg.replay_batch, 500);
 	ck_assert_int_eq(cfg.session_ttl_s, 30 * 86400);

@@ -42,6 +42,10 @@ colon-separated knobs (any name not starting with "fake" gets the defaults):
     echo           the reply repeats the request: one token "<role>: <content>\n"
                    per message sent (tokens= is ignored), so tests can check
                    what conversation the worker sent
+    hostile        every token is "tok " followed by bytes that are not UTF-8
+                   (raw \xff\xfe\xc0\x80) and a lone surrogate (\ud800), and
+                   the stream ends with an error event whose message is 2,000
+                   CJK characters and raw invalid bytes (no [DONE])
 
     e.g. "fake", "fake:tps=50:tokens=40", "fake:fail=500", "fake:fail_after=5",
          "fake:hang", "fake:stamp:tps=20", "fake:delay=2:tokens=10"
@@ -63,6 +67,8 @@ than one per `step` seconds): NOT_START/queued at submit, SUBMITTED/in_progress
     fail_times=N   fail and submit_fail hit only the first N submits of this
                    exact prompt, later ones run normally (default 0: every one);
                    a retried task fails, then succeeds
+    hostile        with fail: the failure's reason (failReason / error.message)
+                   is 2,000 CJK characters and raw bytes that are not UTF-8
 
     e.g. "fake:steps=3 a cat", "fake:fail a dog", "fake:down=2:steps=2 a cow",
          "fake:fail:fail_times=1 a second chance"
@@ -97,9 +103,23 @@ from http.server import BaseHTTPRequestHandler
 MAX_BODY = 1 << 20
 HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
-                 'hang': False, 'stamp': False, 'delay': 0.0, 'echo': False}
+                 'hang': False, 'stamp': False, 'delay': 0.0, 'echo': False, 'hostile': False}
 TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
-              'submit_fail': 0, 'fail_times': 0}
+              'submit_fail': 0, 'fail_times': 0, 'hostile': False}
+
+# What "hostile" sends: text a real upstream may send, cut at a byte limit or
+# not UTF-8 at all. Raw bytes, so it is spliced into JSON by hand.
+HOSTILE_TEXT = ('\u5199' * 2000).encode('utf-8') + b' \xff\xfe\xc0\x80 end'
+
+
+def hostile_json(value, field_path):
+    """json.dumps(value) with the string at field_path replaced by HOSTILE_TEXT's raw bytes."""
+    marker = '@@HOSTILE@@'
+    target = value
+    for key in field_path[:-1]:
+        target = target[key]
+    target[field_path[-1]] = marker
+    return json.dumps(value).encode('utf-8').replace(marker.encode(), HOSTILE_TEXT)
 
 
 class Stats:
@@ -281,6 +301,10 @@ class ChatStream:
         self.prefix = (head + '"content":').encode()
         self.suffix = b'},"finish_reason":null}]}\n\n'
         self.tail = self.event(head + '},"finish_reason":"stop"}]}') + self.event('[DONE]') + b'0\r\n\r\n'
+        if knobs['hostile']:
+            error = b'data: ' + hostile_json({'error': {'message': '', 'type': 'server_error'}},
+                                             ['error', 'message']) + b'\n\n'
+            self.tail = b'%x\r\n%s\r\n' % (len(error), error) + b'0\r\n\r\n'
 
     @staticmethod
     def event(data):
@@ -330,6 +354,8 @@ class ChatStream:
                     return
                 if self.texts is not None:
                     text = json.dumps(self.texts[i]).encode()
+                elif self.knobs['hostile']:
+                    text = b'"tok \xff\xfe\xc0\x80 \\ud800 "'
                 else:
                     text = b'"tok@T%019d "' % time.time_ns() if self.stamp else b'"tok "'
                 payload = b'data: %s%s%s' % (self.first_prefix if i == 0 else self.prefix, text, self.suffix)
@@ -482,6 +508,9 @@ def handle_mj_fetch(req, match, body):
     if task.done():
         if task.knobs['fail']:
             answer.update(status='FAILURE', failReason='fake failure')
+            if task.knobs['hostile']:
+                req.send_raw_json(200, hostile_json(answer, ['failReason']))
+                return
         else:
             answer.update(status='SUCCESS', imageUrl='%s/fake/images/%s.png' % (base_url(req), task.id))
     req.send_json(200, answer)
@@ -528,8 +557,13 @@ def handle_video_get(req, match, body):
     if not check_bearer(req):
         return
     task = fetch_task(req, 'video', match.group(1))
-    if task is not None:
-        req.send_json(200, video_json(req, task))
+    if task is None:
+        return
+    answer = video_json(req, task)
+    if answer['status'] == 'failed' and task.knobs['hostile']:
+        req.send_raw_json(200, hostile_json(answer, ['error', 'message']))
+    else:
+        req.send_json(200, answer)
 
 
 def handle_video_content(req, match, body):
@@ -675,7 +709,11 @@ class Request:
         return value
 
     def send_json(self, status, value):
-        data = (json.dumps(value) + '\n').encode('utf-8')
+        self.send_raw_json(status, json.dumps(value).encode('utf-8'))
+
+    def send_raw_json(self, status, data):
+        """A JSON body given as bytes (which may hold bytes that are not UTF-8)."""
+        data += b'\n'
         self.status = status
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')

@@ -254,6 +254,20 @@ void util_utf8_sanitize(char *str, size_t len)
 	}
 }
 
+size_t util_utf8_copy(char *out, size_t outlen, const char *s)
+{
+	size_t n;
+
+	if (outlen == 0)
+		return 0;
+	n = strnlen(s, outlen - 1);
+	memcpy(out, s, n);
+	n = util_utf8_trim(out, n);
+	out[n] = '\0';
+	util_utf8_sanitize(out, n);
+	return n;
+}
+
 int util_utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;

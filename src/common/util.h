@@ -56,4 +56,11 @@ size_t util_utf8_trim(const char *s, size_t len);
 /* Replaces every byte that is not part of valid UTF-8, and NUL, with '?'. */
 void util_utf8_sanitize(char *s, size_t len);
 
+/*
+ * Copies text from outside (an upstream's words) into out: at most outlen - 1
+ * bytes, cut at a character boundary, invalid UTF-8 replaced (util_utf8_sanitize),
+ * NUL-terminated. Returns the length copied.
+ */
+size_t util_utf8_copy(char *out, size_t outlen, const char *s);
+
 #endif

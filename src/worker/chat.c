@@ -19,7 +19,7 @@ void gen_set_status(struct gen *g, const char *status, const char *error)
 	g->status = status;
 	g->status_version++;
 	if (error)
-		snprintf(g->error, sizeof(g->error), "%s", error);
+		util_utf8_copy(g->error, sizeof(g->error), error);
 	g->final = !strcmp(status, "completed") || !strcmp(status, "stopped") || !strcmp(status, "failed");
 	g->dirty = 1;
 }

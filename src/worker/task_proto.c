@@ -1,9 +1,13 @@
 /*
  * task_proto: parsing of image and video upstream answers (see task_proto.h).
- * Everything the upstream sends is bounded and checked: ids and URLs that do
- * not fit, or that hold control characters, make the answer BAD.
+ * Everything the upstream sends is untrusted, bounded and checked: ids that do
+ * not fit or are not printable ASCII, and result URLs that are not http(s),
+ * make the answer BAD; every text that reaches the task (the reason of a
+ * failure, what was wrong) is cut at a character boundary and its invalid
+ * UTF-8 replaced, so no answer can make the task's write fail.
  */
 #include "worker/task_proto.h"
+#include "common/util.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -105,7 +109,7 @@ static const char *get_string(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-/* Copies s into out when it fits and has no control characters or spaces. */
+/* Copies s into out when it fits and is printable ASCII without spaces. */
 static int copy_token(char *out, size_t outlen, const char *s)
 {
 	size_t n = strlen(s);
@@ -113,10 +117,33 @@ static int copy_token(char *out, size_t outlen, const char *s)
 	if (n == 0 || n >= outlen)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
 			return -1;
 	memcpy(out, s, n + 1);
 	return 0;
+}
+
+/* Copies a result URL: a token (copy_token) that is http:// or https:// with a host. */
+static int copy_url(char *out, size_t outlen, const char *s)
+{
+	size_t scheme = !strncmp(s, "https://", 8) ? 8 : !strncmp(s, "http://", 7) ? 7 : 0;
+
+	if (!scheme || !s[scheme] || s[scheme] == '/' || s[scheme] == '?' || s[scheme] == '#')
+		return -1;
+	return copy_token(out, outlen, s);
+}
+
+/*
+ * The last step of every answer: r->error, built from the upstream's words and
+ * cut at a byte limit, ends at a character boundary and holds valid UTF-8 only.
+ */
+static enum task_reply_rc finish(struct task_reply *r, enum task_reply_rc rc)
+{
+	char error[sizeof(r->error)];
+
+	memcpy(error, r->error, sizeof(error));
+	util_utf8_copy(r->error, sizeof(r->error), error);
+	return rc;
 }
 
 /* Copies a human message, control characters turned into spaces. */
@@ -137,7 +164,7 @@ enum task_reply_rc task_proto_mj_submit(const char *body, size_t len, struct tas
 
 	reply_init(r);
 	if (!(o = parse_object(body, len, r)))
-		return TASK_REPLY_BAD;
+		return finish(r, TASK_REPLY_BAD);
 	if (!json_object_object_get_ex(o, "code", &v) || !json_object_is_type(v, json_type_int)) {
 		snprintf(r->error, sizeof(r->error), "the upstream's submit answer has no code");
 		goto out;
@@ -167,7 +194,7 @@ enum task_reply_rc task_proto_mj_submit(const char *body, size_t len, struct tas
 	}
 out:
 	json_object_put(o);
-	return rc;
+	return finish(r, rc);
 }
 
 enum task_reply_rc task_proto_mj_fetch(const char *body, size_t len, struct task_reply *r)
@@ -178,7 +205,7 @@ enum task_reply_rc task_proto_mj_fetch(const char *body, size_t len, struct task
 
 	reply_init(r);
 	if (!(o = parse_object(body, len, r)))
-		return TASK_REPLY_BAD;
+		return finish(r, TASK_REPLY_BAD);
 	status = get_string(o, "status");
 	r->status = task_proto_mj_status(status);
 	if (!r->status) {
@@ -189,8 +216,8 @@ enum task_reply_rc task_proto_mj_fetch(const char *body, size_t len, struct task
 	r->progress = task_proto_progress(get_string(o, "progress"));
 	if (!strcmp(r->status, "succeeded")) {
 		url = get_string(o, "imageUrl");
-		if (!url || copy_token(r->url, sizeof(r->url), url) < 0) {
-			snprintf(r->error, sizeof(r->error), "the image upstream reported success without an image URL");
+		if (!url || copy_url(r->url, sizeof(r->url), url) < 0) {
+			snprintf(r->error, sizeof(r->error), "the image upstream reported success without a usable image URL");
 			r->status = NULL;
 			goto out;
 		}
@@ -202,7 +229,7 @@ enum task_reply_rc task_proto_mj_fetch(const char *body, size_t len, struct task
 	rc = TASK_REPLY_OK;
 out:
 	json_object_put(o);
-	return rc;
+	return finish(r, rc);
 }
 
 enum task_reply_rc task_proto_video(const char *body, size_t len, const char *content_url_base,
@@ -214,7 +241,7 @@ enum task_reply_rc task_proto_video(const char *body, size_t len, const char *co
 
 	reply_init(r);
 	if (!(o = parse_object(body, len, r)))
-		return TASK_REPLY_BAD;
+		return finish(r, TASK_REPLY_BAD);
 	id = get_string(o, "id");
 	if (!id || copy_token(r->upstream_id, sizeof(r->upstream_id), id) < 0) {
 		snprintf(r->error, sizeof(r->error), "the video upstream's answer has no usable job id");
@@ -239,7 +266,7 @@ enum task_reply_rc task_proto_video(const char *body, size_t len, const char *co
 		if (!url)
 			url = get_string(o, "video_url");
 		if (url) {
-			if (copy_token(r->url, sizeof(r->url), url) < 0) {
+			if (copy_url(r->url, sizeof(r->url), url) < 0) {
 				snprintf(r->error, sizeof(r->error), "the video upstream sent an unusable video URL");
 				r->status = NULL;
 				goto out;
@@ -269,7 +296,7 @@ enum task_reply_rc task_proto_video(const char *body, size_t len, const char *co
 	rc = TASK_REPLY_OK;
 out:
 	json_object_put(o);
-	return rc;
+	return finish(r, rc);
 }
 
 static char *to_string_new(struct json_object *o)

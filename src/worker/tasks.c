@@ -27,6 +27,8 @@
 
 #define CLAIM_POLL_MS 1000
 #define RESPONSE_MAX (1 << 20)
+#define WRITE_RETRY_MS 100	/* after a failed write, doubling */
+#define WRITE_RETRY_MAX_MS 5000
 
 struct task {
 	char id[37];
@@ -67,6 +69,8 @@ struct task_sched {
 	int count;
 	int stopping;		/* SIGTERM seen: no new claim, submit or poll */
 	int64_t next_claim, next_renew;
+	int64_t write_retry_at;	/* no write before this (monotonic ms), after failures */
+	int write_failures;	/* writes failed in a row */
 };
 
 static int status_rank(const char *s)
@@ -84,7 +88,7 @@ static void set_failed(struct task *t, const char *error)
 	if (is_final(t))
 		return;
 	t->status = "failed";
-	snprintf(t->error, sizeof(t->error), "%s", error);
+	util_utf8_copy(t->error, sizeof(t->error), error);
 	t->dirty = 1;
 }
 
@@ -310,7 +314,7 @@ static void apply(struct task *t, const struct task_reply *r)
 			snprintf(t->url, sizeof(t->url), "%s", r->url);
 			t->progress = 100;
 		} else if (!strcmp(r->status, "failed")) {
-			snprintf(t->error, sizeof(t->error), "%s", r->error);
+			util_utf8_copy(t->error, sizeof(t->error), r->error);
 		}
 	}
 	if (!is_final(t) && r->progress > t->progress) {
@@ -380,34 +384,40 @@ int tasks_transfer_done(struct task_sched *s, CURL *easy, CURLcode result)
 
 static const char SQL_UPDATE[] = "SELECT id FROM mjs.update_tasks($1, $2::json) AS id";
 
-static int flush(struct task_sched *s, PGconn *db)
+/* Task t's news as one element of mjs.update_tasks's array. */
+static struct json_object *news_json(const struct task *t)
+{
+	struct json_object *o = json_object_new_object(), *urls;
+
+	json_object_object_add(o, "id", json_object_new_string(t->id));
+	json_object_object_add(o, "upstream_id", t->new_upstream_id ? json_object_new_string(t->upstream_id) : NULL);
+	json_object_object_add(o, "status", json_object_new_string(t->status));
+	json_object_object_add(o, "progress", json_object_new_int(t->progress));
+	if (!strcmp(t->status, "succeeded")) {
+		urls = json_object_new_array();
+		json_object_array_add(urls, json_object_new_string(t->url));
+		json_object_object_add(o, "result", urls);
+	}
+	if (!strcmp(t->status, "failed"))
+		json_object_object_add(o, "error", json_object_new_string(t->error));
+	return o;
+}
+
+/*
+ * Writes the news of task one, or of every dirty task (one NULL), in one
+ * mjs.update_tasks call. Returns 1 written (and drops what the database says
+ * is not ours), 0 nothing to write, -1 failed (the news stays to write).
+ */
+static int write_news(struct task_sched *s, PGconn *db, struct task *one)
 {
 	struct json_object *batch = json_object_new_array();
 	const char *params[2] = { s->worker, NULL };
 	PGresult *res;
-	int count = 0;
 
-	for (struct task *t = s->list; t; t = t->next) {
-		struct json_object *o, *urls;
-		if (!t->dirty)
-			continue;
-		o = json_object_new_object();
-		json_object_object_add(o, "id", json_object_new_string(t->id));
-		json_object_object_add(o, "upstream_id",
-				       t->new_upstream_id ? json_object_new_string(t->upstream_id) : NULL);
-		json_object_object_add(o, "status", json_object_new_string(t->status));
-		json_object_object_add(o, "progress", json_object_new_int(t->progress));
-		if (!strcmp(t->status, "succeeded")) {
-			urls = json_object_new_array();
-			json_object_array_add(urls, json_object_new_string(t->url));
-			json_object_object_add(o, "result", urls);
-		}
-		if (!strcmp(t->status, "failed"))
-			json_object_object_add(o, "error", json_object_new_string(t->error));
-		json_object_array_add(batch, o);
-		count++;
-	}
-	if (count == 0) {
+	for (struct task *t = one ? one : s->list; t; t = one ? NULL : t->next)
+		if (t->dirty)
+			json_object_array_add(batch, news_json(t));
+	if (json_object_array_length(batch) == 0) {
 		json_object_put(batch);
 		return 0;
 	}
@@ -416,12 +426,12 @@ static int flush(struct task_sched *s, PGconn *db)
 	json_object_put(batch);
 	if (!res)
 		return -1;
-	for (struct task *t = s->list; t; t = t->next) {
+	for (struct task *t = one ? one : s->list; t; t = one ? NULL : t->next) {
 		t->dirty = 0;
 		t->new_upstream_id = 0;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
-		for (struct task *t = s->list; t; t = t->next) {
+		for (struct task *t = one ? one : s->list; t; t = one ? NULL : t->next) {
 			if (!strcmp(t->id, PQgetvalue(res, i, 0)) && !is_final(t)) {
 				log_warn("task lost id=%s reason=\"gone, finished or leased by another worker\"", t->id);
 				t->gone = 1;
@@ -429,6 +439,43 @@ static int flush(struct task_sched *s, PGconn *db)
 		}
 	}
 	PQclear(res);
+	return 1;
+}
+
+/*
+ * One write per tick carries every task with news. When it fails while the
+ * connection is fine, one task's news could not be stored: each is written
+ * alone, and a task whose news still fails is failed with a reason of ours
+ * (or, if even that fails, dropped), so one bad answer never stops the others.
+ * Returns 0, or -1 when the database is not reachable.
+ */
+static int flush(struct task_sched *s, PGconn *db)
+{
+	int rc = write_news(s, db, NULL);
+
+	if (rc >= 0)
+		return 0;
+	if (PQstatus(db) != CONNECTION_OK)
+		return -1;
+	for (struct task *t = s->list; t; t = t->next) {
+		if (!t->dirty || write_news(s, db, t) >= 0)
+			continue;
+		if (PQstatus(db) != CONNECTION_OK)
+			return -1;
+		log_warn("task write refused id=%s status=%s reason=\"its news could not be stored; failing it\"",
+			 t->id, t->status);
+		t->status = "failed";
+		t->new_upstream_id = 0;
+		snprintf(t->error, sizeof(t->error), "the %s upstream sent an answer that could not be stored",
+			 t->video ? "video" : "image");
+		if (write_news(s, db, t) < 0) {
+			if (PQstatus(db) != CONNECTION_OK)
+				return -1;
+			log_error("task dropped id=%s reason=\"not even its failure could be stored\"", t->id);
+			t->gone = 1;
+			t->dirty = 0;
+		}
+	}
 	return 0;
 }
 
@@ -510,10 +557,23 @@ void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int st
 			start_request(s, t, now);
 		}
 	}
-	if (!db)
+	if (!db || now < s->write_retry_at)
 		return;
-	if (flush(s, db) < 0)
-		return;		/* the same news goes out next tick */
+	if (flush(s, db) < 0) {
+		/* the same news goes out later: back off, one line per try */
+		int64_t delay = WRITE_RETRY_MS;
+		for (int i = 0; i < s->write_failures && delay < WRITE_RETRY_MAX_MS; i++)
+			delay *= 2;
+		delay = delay < WRITE_RETRY_MAX_MS ? delay : WRITE_RETRY_MAX_MS;
+		s->write_failures++;
+		s->write_retry_at = now + delay;
+		log_warn("task writes failing failures=%d retry_ms=%lld", s->write_failures, (long long)delay);
+		return;
+	}
+	if (s->write_failures) {
+		log_info("task writes work again after failures=%d", s->write_failures);
+		s->write_failures = 0;
+	}
 	if (renew_due && s->list)
 		renew(s, db);
 	reap(s, now);
@@ -527,6 +587,8 @@ int64_t tasks_next_due(const struct task_sched *s)
 		return INT64_MAX;
 	t = s->next_claim < s->next_renew ? s->next_claim : s->next_renew;
 	for (const struct task *k = s->list; k; k = k->next) {
+		if (s->write_failures && k->dirty && !k->gone && s->write_retry_at < t)
+			t = s->write_retry_at;	/* news waiting for a write that backs off */
 		if (is_final(k) || k->gone)
 			continue;
 		if (k->deadline_at < t)

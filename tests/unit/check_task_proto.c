@@ -4,9 +4,11 @@
  */
 #include <check.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "worker/task_proto.h"
 #include "suites.h"
 
@@ -156,6 +158,45 @@ START_TEST(test_request_bodies_carry_prompt_and_options)
 }
 END_TEST
 
+/* An answer whose every text field is hostile: what reaches the task is valid UTF-8. */
+START_TEST(test_hostile_answers_give_valid_utf8_or_bad)
+{
+	struct task_reply r;
+	char body[4096];
+	struct buf cjk = { 0 };
+
+	/* a CJK reason far longer than the error: cut at a character, never inside one */
+	for (int i = 0; i < 400; i++)
+		buf_puts(&cjk, "\xe5\x86\x99");
+	snprintf(body, sizeof(body), "{\"status\":\"FAILURE\",\"failReason\":\"%s\"}", cjk.data);
+	ck_assert_int_eq(mj_fetch(body, &r), TASK_REPLY_OK);
+	ck_assert_int_eq(util_utf8_valid(r.error, strlen(r.error)), 1);
+	ck_assert_uint_gt(strlen(r.error), 250);
+	/* raw bytes that are not UTF-8, in a reason and in a status */
+	ck_assert_int_eq(mj_fetch("{\"status\":\"FAILURE\",\"failReason\":\"bad \xff\xfe\xc0\x80 bytes\"}", &r),
+			 TASK_REPLY_OK);
+	ck_assert_int_eq(util_utf8_valid(r.error, strlen(r.error)), 1);
+	ck_assert_ptr_nonnull(strstr(r.error, "bad ?"));
+	snprintf(body, sizeof(body), "{\"status\":\"%.37s\xe5\x86\x99\xe5\x86\x99\"}", "WAT_WAT_WAT_WAT_WAT_WAT_WAT_WAT_WAT_WA");
+	ck_assert_int_eq(mj_fetch(body, &r), TASK_REPLY_BAD);
+	ck_assert_int_eq(util_utf8_valid(r.error, strlen(r.error)), 1);
+	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"failed\",\"error\":\"\\ud800 lone \xf0\x9f\"}", &r),
+			 TASK_REPLY_OK);
+	ck_assert_int_eq(util_utf8_valid(r.error, strlen(r.error)), 1);
+	/* ids and URLs: printable ASCII, and a URL is http(s) with a host */
+	ck_assert_int_eq(video("{\"id\":\"v\xe5\x86\x99\",\"status\":\"queued\"}", &r), TASK_REPLY_BAD);
+	ck_assert_int_eq(mj_fetch("{\"status\":\"SUCCESS\",\"imageUrl\":\"javascript:alert(1)\"}", &r), TASK_REPLY_BAD);
+	ck_assert_int_eq(mj_fetch("{\"status\":\"SUCCESS\",\"imageUrl\":\"ftp://cdn/x.png\"}", &r), TASK_REPLY_BAD);
+	ck_assert_int_eq(mj_fetch("{\"status\":\"SUCCESS\",\"imageUrl\":\"https:///x.png\"}", &r), TASK_REPLY_BAD);
+	ck_assert_int_eq(mj_fetch("{\"status\":\"SUCCESS\",\"imageUrl\":\"https://cdn/\xe5\x86\x99.png\"}", &r),
+			 TASK_REPLY_BAD);
+	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"completed\",\"url\":\"data:video/mp4;base64,AAAA\"}", &r),
+			 TASK_REPLY_BAD);
+	ck_assert_int_eq(mj_fetch("{\"status\":\"SUCCESS\",\"imageUrl\":\"http://cdn:8080/a.png?x=1\"}", &r), TASK_REPLY_OK);
+	buf_free(&cjk);
+}
+END_TEST
+
 Suite *task_proto_suite(void)
 {
 	Suite *s = suite_create("task_proto");
@@ -167,6 +208,7 @@ Suite *task_proto_suite(void)
 	tcase_add_test(tc, test_mj_fetch_maps_status_progress_url_and_reason);
 	tcase_add_test(tc, test_video_answers_map_and_complete_with_a_content_url);
 	tcase_add_test(tc, test_request_bodies_carry_prompt_and_options);
+	tcase_add_test(tc, test_hostile_answers_give_valid_utf8_or_bad);
 	suite_add_tcase(s, tc);
 	return s;
 }

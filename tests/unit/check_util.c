@@ -327,6 +327,23 @@ START_TEST(test_utf8_sanitize_replaces_invalid_bytes_and_nul)
 }
 END_TEST
 
+START_TEST(test_utf8_copy_cuts_at_a_character_and_replaces_invalid_bytes)
+{
+	char out[8];
+
+	ck_assert_uint_eq(util_utf8_copy(out, sizeof(out), "abc"), 3);
+	ck_assert_str_eq(out, "abc");
+	/* 7 bytes of room: two 3-byte characters fit, the third is not cut in half */
+	ck_assert_uint_eq(util_utf8_copy(out, sizeof(out), "\xe5\x86\x99\xe4\xb8\x80\xe4\xb8\xaa"), 6);
+	ck_assert_str_eq(out, "\xe5\x86\x99\xe4\xb8\x80");
+	ck_assert_uint_eq(util_utf8_copy(out, sizeof(out), "a\xff\xfe" "b"), 4);
+	ck_assert_str_eq(out, "a??b");
+	ck_assert_int_eq(util_utf8_valid(out, strlen(out)), 1);
+	ck_assert_uint_eq(util_utf8_copy(out, 1, "abc"), 0);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
 START_TEST(test_random_bytes_fills_and_differs)
 {
 	unsigned char a[64], b[64], zero[64] = { 0 };
@@ -380,6 +397,7 @@ Suite *util_suite(void)
 	tcase_add_test(utf8, test_utf8_valid_rejects_truncated_sequences);
 	tcase_add_test(utf8, test_utf8_trim_drops_only_an_incomplete_tail);
 	tcase_add_test(utf8, test_utf8_sanitize_replaces_invalid_bytes_and_nul);
+	tcase_add_test(utf8, test_utf8_copy_cuts_at_a_character_and_replaces_invalid_bytes);
 	suite_add_tcase(s, utf8);
 	return s;
 }

@@ -45,7 +45,6 @@
 #define HUB_DB_RETRY_MS 1000
 #define HUB_DB_RETRY_MAX_MS 10000
 #define HUB_NOTIFY_BATCH 512	/* notifications taken at once (their big events read in one query) */
-#define STREAM_FD_FLOOR 1024	/* keep stream fds out of libfcgi's select() range */
 
 struct user;
 
@@ -820,7 +819,7 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 	      int64_t session_left_ms, int64_t last_event_id)
 {
 	struct stream *s;
-	int hi, flags;
+	int flags;
 
 	if (atomic_fetch_add(&h->nstreams, 1) >= h->cfg->max_streams) {
 		atomic_fetch_sub(&h->nstreams, 1);
@@ -828,11 +827,6 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 			 h->cfg->max_streams);
 		close(fd);
 		return -1;
-	}
-	hi = fcntl(fd, F_DUPFD_CLOEXEC, STREAM_FD_FLOOR);
-	if (hi >= 0) {
-		close(fd);
-		fd = hi;
 	}
 	flags = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, flags | O_NONBLOCK);

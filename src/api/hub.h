@@ -13,6 +13,12 @@
 
 struct hub;
 
+/*
+ * Stream descriptors are HUB_STREAM_FD_FLOOR or above, so the REST connections,
+ * which libfcgi watches with select(), keep the low ones (below FD_SETSIZE).
+ */
+#define HUB_STREAM_FD_FLOOR 1024
+
 /* Creates the hub and starts its thread. Returns NULL (logged) on failure. */
 struct hub *hub_start(const struct config *cfg);
 
@@ -23,7 +29,8 @@ void hub_stop(struct hub *hub);
  * Hands over a FastCGI connection whose request is GET /api/events for user_id
  * logged in with session_id (the stream ends when that session is deleted, or
  * when it expires session_left_ms from now).
- * last_event_id < 0 means "from now". The hub owns fd from here on, even on failure.
+ * last_event_id < 0 means "from now". fd must be HUB_STREAM_FD_FLOOR or above.
+ * The hub owns fd from here on, even on failure.
  * Returns 0, or -1 when the process holds max_streams already (fd is closed).
  */
 int hub_adopt(struct hub *hub, int fd, uint16_t request_id, const char *user_id, int64_t session_id,

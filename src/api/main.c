@@ -8,6 +8,11 @@
  * process; the others need a restart). Every HEARTBEAT_S the main thread
  * upserts this process's row in mjs.responders with its open stream count, for
  * mjsctl stats and the mjs.open_streams view; the row is deleted on exit.
+ *
+ * Descriptors: stream fds live at 1024 and above (hub.h), so max_streams is
+ * clamped at start to what RLIMIT_NOFILE leaves above 1024. A failed accept
+ * (out of descriptors or memory) backs off and retries: a REST thread ends
+ * only when the process stops.
  */
 #include "config.h"
 #include "api/call.h"
@@ -16,9 +21,11 @@
 #include "common/config.h"
 #include "common/db.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
+#include <stdatomic.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +39,11 @@
 #include <unistd.h>
 
 #define HEARTBEAT_S 5
+#define ACCEPT_RETRY_MS 10	/* after a failed accept, doubling */
+#define ACCEPT_RETRY_MAX_MS 1000
+
+static atomic_int stopping;		/* set before the listener is shut down */
+static atomic_llong accept_logged_ms;	/* last "accept failed" line, one per second for all threads */
 
 struct worker_arg {
 	struct app *app;
@@ -47,21 +59,55 @@ static void *rest_thread(void *arg)
 		log_error("FCGX_InitRequest failed");
 		return NULL;
 	}
-	while (FCGX_Accept_r(&fr) == 0) {
-		call_serve(wa->app, &fr);
-		FCGX_Finish_r(&fr);
+	for (int retry_ms = 0;;) {
+		int rc = FCGX_Accept_r(&fr);
+		if (rc == 0) {
+			retry_ms = 0;
+			call_serve(wa->app, &fr);
+			FCGX_Finish_r(&fr);
+			continue;
+		}
+		if (atomic_load(&stopping))
+			break;
+		/* EMFILE, ENFILE, ENOMEM, ENOBUFS...: wait for descriptors or memory to come back */
+		retry_ms = retry_ms ? (retry_ms * 2 > ACCEPT_RETRY_MAX_MS ? ACCEPT_RETRY_MAX_MS : retry_ms * 2)
+				    : ACCEPT_RETRY_MS;
+		{
+			long long now = (long long)util_now_ms(), last = atomic_load(&accept_logged_ms);
+			if (now - last >= 1000 && atomic_compare_exchange_strong(&accept_logged_ms, &last, now))
+				log_warn("accept failed: %s; retrying in %d ms", strerror(rc < -1 ? -rc : errno),
+					 retry_ms);
+		}
+		usleep((useconds_t)retry_ms * 1000);
 	}
 	FCGX_Free(&fr, 1);
 	return NULL;
 }
 
-static void raise_fd_limit(void)
+/*
+ * Raises the soft limit of open files to the hard one and clamps max_streams
+ * to the descriptors it leaves for streams (those at HUB_STREAM_FD_FLOOR and up).
+ */
+static void fit_fd_limit(struct config *cfg)
 {
 	struct rlimit rl;
+	long long room;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	room = (long long)rl.rlim_cur - HUB_STREAM_FD_FLOOR;
+	if (room < cfg->max_streams) {
+		log_warn("max_streams clamped to %lld: RLIMIT_NOFILE is %llu and stream descriptors start at %d "
+			 "(raise LimitNOFILE to allow %d)", room < 0 ? 0 : room, (unsigned long long)rl.rlim_cur,
+			 HUB_STREAM_FD_FLOOR, cfg->max_streams);
+		cfg->max_streams = room < 0 ? 0 : (int)room;
 	}
 }
 
@@ -178,7 +224,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
-	raise_fd_limit();
+	fit_fd_limit(&cfg);
 	signal(SIGPIPE, SIG_IGN);
 	/* every thread inherits the blocked set; main takes the signals with sigwait */
 	sigemptyset(&sigs);
@@ -232,6 +278,7 @@ int main(int argc, char **argv)
 	log_info("mjs-api stopping signal=%s streams=%d", sig == SIGTERM ? "TERM" : "INT",
 		 hub_stream_count(app.hub));
 	/* wakes every thread blocked in accept() */
+	atomic_store(&stopping, 1);
 	shutdown(listen_fd, SHUT_RDWR);
 	for (int i = 0; i < cfg.threads; i++)
 		pthread_join(threads[i], NULL);

@@ -6,8 +6,11 @@
 #include "api/hub.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 int stream_last_event_id(const char *header, const char *query, int64_t *out)
 {
@@ -35,14 +38,23 @@ void stream_open(struct call *c)
 		http_error(c->resp, 503, "unavailable", "too many open streams on this server; retry later");
 		return;
 	}
+	/* a stream's fd must leave the low ones to libfcgi's select() (hub.h) */
+	fd = fcntl(fr->ipcFd, F_DUPFD_CLOEXEC, HUB_STREAM_FD_FLOOR);
+	if (fd < 0) {
+		log_warn("stream refused user=%s reason=\"no descriptor at %d or above: %s\"", c->user_id,
+			 HUB_STREAM_FD_FLOOR, strerror(errno));
+		http_error(c->resp, 503, "unavailable", "the server cannot open more streams now; retry later");
+		return;
+	}
 	/*
 	 * Detach: free libfcgi's streams without writing END_REQUEST or closing, and
 	 * forget the fd so FCGX_Accept_r accepts a new connection next time.
 	 */
-	fd = fr->ipcFd;
 	uint16_t request_id = (uint16_t)fr->requestId;
+	int low = fr->ipcFd;
 	FCGX_Free(fr, 0);
 	fr->ipcFd = -1;
+	close(low);
 	hub_adopt(c->app->hub, fd, request_id, c->user_id, c->session_id, c->session_left_ms, last);
 	c->resp->status = 0;	/* the hub answers from here on */
 }

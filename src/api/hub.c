@@ -538,6 +538,65 @@ static void drain_notifies(struct hub *h)
 	}
 }
 
+static const char SQL_LIVE_SESSIONS[] =
+	"SELECT s.id FROM mjs.sessions s JOIN mjs.users u ON u.id = s.user_id "
+	"WHERE s.id = ANY($1::bigint[]) AND s.expires_at > now() AND NOT u.disabled ORDER BY s.id";
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * After the LISTEN connection came back: a session deleted while it was down
+ * (logout, revocation, a disabled user) sent its notification to nobody, so
+ * every open stream's session is looked up again, and the streams of those
+ * that are gone are ended. A failed query leaves the streams (the next
+ * reconnect checks again).
+ */
+static void recheck_sessions(struct hub *h)
+{
+	struct buf ids = { 0 };
+	const char *params[1];
+	int64_t *live = NULL;
+	PGresult *res;
+	int n = 0, ended = 0;
+
+	for (struct stream *s = h->all; s; s = s->all_next) {
+		char id[24];
+		snprintf(id, sizeof(id), "%lld", (long long)s->session_id);
+		buf_array_add(&ids, id);
+	}
+	if (!h->all)
+		return;
+	params[0] = buf_array_end(&ids);
+	res = db_exec(h->db, SQL_LIVE_SESSIONS, 1, params);
+	buf_free(&ids);
+	if (!res)
+		return;
+	n = PQntuples(res);
+	live = malloc(sizeof(*live) * (size_t)(n ? n : 1));
+	if (!live) {
+		PQclear(res);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		live[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+	for (struct stream *s = h->all, *next; s; s = next) {
+		next = s->all_next;
+		if (!bsearch(&s->session_id, live, (size_t)n, sizeof(*live), cmp_i64)) {
+			stream_end(h, s, "session ended while the database was unreachable");
+			ended++;
+		}
+	}
+	free(live);
+	if (ended)
+		log_info("hub ended streams=%d reason=\"their sessions ended while LISTEN was down\"", ended);
+}
+
 static void db_connect_listen(struct hub *h)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &db_tag };
@@ -558,6 +617,7 @@ static void db_connect_listen(struct hub *h)
 	epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->db_fd, &ev);
 	log_info("hub listening channel=%s", EVENTS_CHANNEL);
 	/* notifications may have been missed while disconnected */
+	recheck_sessions(h);
 	for (struct stream *s = h->all; s; s = s->all_next) {
 		s->catching_up = 1;
 		mark_dirty(h, s);

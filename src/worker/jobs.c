@@ -15,7 +15,16 @@ static const char SQL_CLAIM[] =
 	"SELECT message_id, user_id, conversation_id, model, attempts, status, content_chars, "
 	"stop_requested, recovered FROM mjs.claim_generations($1, $2, make_interval(secs => $3::double precision))";
 
-int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen **list)
+static int gen_held(const struct gen *held, const char *id)
+{
+	for (; held; held = held->next)
+		if (!strcmp(held->id, id))
+			return 1;
+	return 0;
+}
+
+int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, const struct gen *held,
+	       struct gen **list)
 {
 	char lim[16], lease[32];
 	const char *params[3] = { worker, lim, lease };
@@ -29,10 +38,16 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 		return -1;
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
-		struct gen *g = calloc(1, sizeof(*g));
+		struct gen *g;
 		int recovered = PQgetvalue(res, i, 8)[0] == 't';
 		const char *status = PQgetvalue(res, i, 5);
 
+		if (gen_held(held, PQgetvalue(res, i, 0))) {
+			log_warn("generation already held id=%s reason=\"claimed back after its lease ran out here\"",
+				 PQgetvalue(res, i, 0));
+			continue;
+		}
+		g = calloc(1, sizeof(*g));
 		if (!g)
 			break;
 		snprintf(g->id, sizeof(g->id), "%s", PQgetvalue(res, i, 0));

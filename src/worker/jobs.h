@@ -18,9 +18,13 @@
 /*
  * Claims up to limit jobs. New gens are prepended to *list; a recovered or
  * stopped job comes back with its final status already set (per the recovery
- * rule) and no request to start. Returns the number claimed, or -1.
+ * rule) and no request to start. A job of held (the gens this worker runs) is
+ * never taken twice: its row is the worker's again, and it goes on as it was.
+ * Returns the number claimed, or -1. Renew the leases of held first
+ * (jobs_renew), or a job whose lease ran out here would come back as abandoned.
  */
-int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen **list);
+int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, const struct gen *held,
+	       struct gen **list);
 
 /*
  * Messages whose final status is written and whose chunks are still to be

@@ -64,6 +64,7 @@ struct worker {
 	int64_t aux_retry_at, drops_due;
 	int running;		/* gens in the list */
 	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
+	int leases_unsure;	/* reconnected: renew the leases of the gens held before any claim */
 	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
@@ -119,6 +120,8 @@ static int db_ensure(struct worker *w)
 	}
 	jobs_sweep_chunks(w->db);	/* best effort: chunks a stopped worker left */
 	w->want_claim = w->want_tasks = 1;
+	w->leases_unsure = 1;		/* they may have run out while the database was away */
+	tasks_reconnected(w->tasks);
 	return 0;
 }
 
@@ -131,7 +134,7 @@ static void claim(struct worker *w)
 	w->next_claim = util_now_ms() + CLAIM_POLL_MS;
 	if (room <= 0 || stop_signal)
 		return;
-	if (jobs_claim(w->db, w->cfg, w->name, room, &fresh) < 0) {
+	if (jobs_claim(w->db, w->cfg, w->name, room, w->gens, &fresh) < 0) {
 		if (PQstatus(w->db) != CONNECTION_OK)
 			db_lost(w);
 		return;
@@ -401,14 +404,17 @@ static void run(struct worker *w)
 		tasks_tick(w->tasks, w->flushing ? NULL : w->db, now, w->want_tasks, stop_signal != 0);
 		if (!w->flushing)
 			w->want_tasks = 0;
-		if (w->db && !w->flushing && !stop_signal && (w->want_claim || now >= w->next_claim))
-			claim(w);
-		if (w->db && !w->flushing && now >= w->next_renew) {
+		/* renew before claiming: after an outage, a job of ours must not look abandoned */
+		if (w->db && !w->flushing && (w->leases_unsure || now >= w->next_renew)) {
 			w->next_renew = now + w->cfg->lease_time_ms / 3;
-			if (w->gens && jobs_renew(w->db, w->cfg, w->name, w->gens) < 0 &&
-			    PQstatus(w->db) != CONNECTION_OK)
+			if (!w->gens || jobs_renew(w->db, w->cfg, w->name, w->gens) == 0)
+				w->leases_unsure = 0;
+			else if (PQstatus(w->db) != CONNECTION_OK)
 				db_lost(w);
 		}
+		if (w->db && !w->flushing && !w->leases_unsure && !stop_signal &&
+		    (w->want_claim || now >= w->next_claim))
+			claim(w);
 		if (hup_signal) {
 			hup_signal = 0;
 			config_reload_log_level(w->config_path, w->config_must_exist);

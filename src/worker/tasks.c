@@ -70,6 +70,7 @@ struct task_sched {
 	int stopping;		/* SIGTERM seen: no new claim, submit or poll */
 	int64_t next_claim, next_renew;
 	int64_t write_retry_at;	/* no write before this (monotonic ms), after failures */
+	int leases_unsure;	/* reconnected: renew before claiming */
 	int write_failures;	/* writes failed in a row */
 };
 
@@ -145,6 +146,14 @@ static const char SQL_CLAIM[] =
 	"SELECT id, user_id, kind, prompt, options, upstream_id, status, progress, attempts, age_ms, recovered "
 	"FROM mjs.claim_tasks($1, $2, make_interval(secs => $3::double precision))";
 
+static int held(const struct task_sched *s, const char *id)
+{
+	for (const struct task *t = s->list; t; t = t->next)
+		if (!strcmp(t->id, id))
+			return 1;
+	return 0;
+}
+
 static void claim(struct task_sched *s, PGconn *db, int64_t now)
 {
 	char lim[16], lease[32];
@@ -161,9 +170,16 @@ static void claim(struct task_sched *s, PGconn *db, int64_t now)
 	if (!res)
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
-		struct task *t = calloc(1, sizeof(*t));
+		struct task *t;
 		const char *status = PQgetvalue(res, i, 6);
 
+		if (held(s, PQgetvalue(res, i, 0))) {
+			/* its row is ours again; the task goes on as it was, never submitted twice */
+			log_warn("task already held id=%s reason=\"claimed back after its lease ran out here\"",
+				 PQgetvalue(res, i, 0));
+			continue;
+		}
+		t = calloc(1, sizeof(*t));
 		if (!t)
 			break;
 		snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(res, i, 0));
@@ -503,7 +519,8 @@ static const char SQL_RENEW[] =
 	"UPDATE mjs.tasks SET lease_until = now() + make_interval(secs => $2::double precision) "
 	"WHERE worker = $1 AND status IN ('submitting', 'processing') RETURNING id";
 
-static void renew(struct task_sched *s, PGconn *db)
+/* Renews the leases of the tasks held; returns 0, or -1 when the query failed. */
+static int renew(struct task_sched *s, PGconn *db)
 {
 	char lease[32];
 	const char *params[2] = { s->worker, lease };
@@ -512,7 +529,7 @@ static void renew(struct task_sched *s, PGconn *db)
 	snprintf(lease, sizeof(lease), "%.3f", s->cfg->lease_time_ms / 1000.0);
 	res = db_exec(db, SQL_RENEW, 2, params);
 	if (!res)
-		return;
+		return -1;
 	for (struct task *t = s->list; t; t = t->next) {
 		int found = 0;
 		if (is_final(t))
@@ -525,6 +542,13 @@ static void renew(struct task_sched *s, PGconn *db)
 		}
 	}
 	PQclear(res);
+	return 0;
+}
+
+void tasks_reconnected(struct task_sched *s)
+{
+	if (s)
+		s->leases_unsure = 1;
 }
 
 void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int stopping)
@@ -536,8 +560,11 @@ void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int st
 	if (!s)
 		return;
 	s->stopping = stopping;
+	/* after a reconnect, renew before claiming: a task held here must not look abandoned */
+	if (db && s->leases_unsure && (!s->list || renew(s, db) == 0))
+		s->leases_unsure = 0;
 	/* timers move on without a database too, so the loop never spins on them */
-	if (db && !stopping && (woken || now >= s->next_claim))
+	if (db && !stopping && !s->leases_unsure && (woken || now >= s->next_claim))
 		claim(s, db, now);
 	else if (now >= s->next_claim)
 		s->next_claim = now + CLAIM_POLL_MS;

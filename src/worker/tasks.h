@@ -31,6 +31,12 @@ void tasks_sched_free(struct task_sched *s);
  */
 void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int stopping);
 
+/*
+ * The database connection was lost and is back: the leases of the tasks held
+ * may have run out meanwhile, so the next tick renews them before it claims.
+ */
+void tasks_reconnected(struct task_sched *s);
+
 /* The monotonic time (ms) by which tasks_tick wants to run again. */
 int64_t tasks_next_due(const struct task_sched *s);
 

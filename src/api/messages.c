@@ -4,48 +4,35 @@
  */
 #include "api/handlers.h"
 #include "api/messages.h"
+#include "api/page.h"
 #include "common/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * One snapshot: whether the conversation is the user's, its messages and the
- * user's event seq they reflect (sql/009). One row with a NULL message when it
- * has none, none when the user is gone.
- */
-static const char SQL_LIST[] = "SELECT * FROM mjs.message_list($1, $2)";
+/* One page and the user's event seq it reflects, in one snapshot (sql/010, page.h). */
+static const char SQL_LIST[] = "SELECT * FROM mjs.message_page($1, $2, $3, $4, $5)";
 
 void messages_list(struct call *c)
 {
-	const char *params[2] = { c->user_id, c->params[0] };
-	struct buf *b = &c->resp->body;
-	PGresult *res = call_exec(c, SQL_LIST, 2, params);
-	int n, first = 1;
+	struct page p;
+	const char *params[5] = { c->user_id, c->params[0], NULL, NULL, p.limit_s };
+	PGresult *res;
 
+	if (page_parse(c, &p) < 0)
+		return;
+	params[2] = p.after_usec;
+	params[3] = p.after_id;
+	res = call_exec(c, SQL_LIST, 5, params);
 	if (!res)
 		return;
-	n = PQntuples(res);
-	if (n == 0 || PQgetvalue(res, 0, 1)[0] != 't') {
+	if (PQntuples(res) > 0 && PQgetisnull(res, 0, 0)) {
 		http_error(c->resp, 404, "not_found", "no such conversation");
 		PQclear(res);
 		return;
 	}
-	buf_reset(b);
-	buf_puts(b, "{\"items\":[");
-	for (int i = 0; i < n; i++) {
-		if (PQgetisnull(res, i, 2))
-			continue;
-		if (!first)
-			buf_puts(b, ",");
-		first = 0;
-		buf_append(b, PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
-	}
-	buf_puts(b, "],\"next\":null}");
-	c->resp->status = 200;
-	http_event_seq(c->resp, PQgetvalue(res, 0, 0));
-	PQclear(res);
+	page_respond(c, res, &p);
 }
 
 static const char SQL_SEND[] = "SELECT body::text, event_seq FROM mjs.send_message($1, $2, $3, $4)";

@@ -1,5 +1,5 @@
 /*
- * page: keyset paging of the list endpoints (conversations, tasks). A cursor is
+ * page: keyset paging of the list endpoints (conversations, messages, tasks). A cursor is
  * "<microseconds since epoch>_<uuid>" of the last row of the page before; the
  * SQL takes it as two parameters (NULL on the first page) and asks for
  * limit + 1 rows to learn whether there is a next page.

@@ -59,6 +59,7 @@ static const struct key keys[] = {
 	{ "shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), "10s", 0, 600000 },
 	{ "max_attempts", T_INT, OFF(max_attempts), "3", 1, 100 },
 	{ "context_messages", T_INT, OFF(context_messages), "50", 1, 10000 },
+	{ "context_max_bytes", T_SIZE, OFF(context_max_bytes), "512k", 1024, 64LL << 20 },
 	{ "worker_name", T_STRING, OFF(worker_name), "", 0, 0 },
 	{ "max_tasks", T_INT, OFF(max_tasks), "200", 1, 100000 },
 	{ "task_poll_interval", T_DURATION, OFF(task_poll_interval_ms), "2s", 10, 3600000 },

@@ -51,6 +51,7 @@ struct config {
 	int shutdown_grace_ms;
 	int max_attempts;
 	int context_messages;
+	size_t context_max_bytes;
 	char *worker_name;
 	/* mjs-worker: image and video tasks */
 	int max_tasks;

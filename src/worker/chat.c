@@ -58,17 +58,25 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
 /*
  * The conversations of a batch of new generations in one query (a burst of
  * claims would otherwise hold the loop for one round trip per reply): for the
- * k-th message, the last messages before it, oldest first. mjs.message_text()
- * adds the chunks of one still streaming.
+ * k-th message, the last messages before it, oldest first, at most
+ * context_messages of them and, counted from the newest, no more than
+ * context_max_bytes of text (the newest is always sent, whatever its size).
+ * mjs.message_text() adds the chunks of one still streaming.
  */
 static const char SQL_HISTORY[] =
 	"SELECT k.n, h.role, h.content FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(id, conv, n) "
 	"CROSS JOIN LATERAL (SELECT * FROM ("
-	"  SELECT m.role, mjs.message_text(m) AS content, m.created_at, m.id FROM mjs.messages m"
-	"  WHERE m.conversation_id = k.conv AND m.id <> k.id AND mjs.message_text(m) <> ''"
-	"    AND m.created_at < (SELECT created_at FROM mjs.messages WHERE id = k.id)"
-	"  ORDER BY m.created_at DESC, m.id DESC LIMIT $3) x) h "
+	"  SELECT x.*, sum(octet_length(x.content)) OVER w AS upto, row_number() OVER w AS rn FROM ("
+	"    SELECT m.role, mjs.message_text(m) AS content, m.created_at, m.id FROM mjs.messages m"
+	"    WHERE m.conversation_id = k.conv AND m.id <> k.id AND mjs.message_text(m) <> ''"
+	"      AND m.created_at < (SELECT created_at FROM mjs.messages WHERE id = k.id)"
+	"    ORDER BY m.created_at DESC, m.id DESC LIMIT $3) x"
+	"  WINDOW w AS (ORDER BY x.created_at DESC, x.id DESC)) y"
+	"  WHERE y.upto <= $4 OR y.rn = 1) h "
 	"ORDER BY k.n, h.created_at, h.id";
+
+/* Generations whose history is read by one query: bounds what one query holds. */
+#define HISTORY_BATCH 32
 
 static char *request_body_new(const struct gen *g, struct json_object *msgs)
 {
@@ -83,33 +91,39 @@ static char *request_body_new(const struct gen *g, struct json_object *msgs)
 	return out;
 }
 
-int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list)
+/* The request bodies of up to HISTORY_BATCH gens from *from on; *from moves past them. */
+static int prepare_batch(PGconn *db, const struct config *cfg, struct gen **from)
 {
 	struct buf ids = { 0 }, convs = { 0 };
-	char limit[16];
-	const char *params[3];
+	char limit[16], bytes[24];
+	const char *params[4];
+	struct gen *first = *from, *g;
 	PGresult *res;
-	int row = 0, rows, k = 0;
+	int row = 0, rows, k = 0, n = 0;
 
-	for (struct gen *g = list; g; g = g->next) {
+	for (g = first; g && n < HISTORY_BATCH; g = g->next) {
 		if (g->final)
 			continue;
 		buf_array_add(&ids, g->id);
 		buf_array_add(&convs, g->conversation_id);
+		n++;
 	}
-	if (ids.len == 0)
+	*from = g;
+	if (n == 0)
 		return 0;
 	snprintf(limit, sizeof(limit), "%d", cfg->context_messages);
+	snprintf(bytes, sizeof(bytes), "%zu", cfg->context_max_bytes);
 	params[0] = buf_array_end(&ids);
 	params[1] = buf_array_end(&convs);
 	params[2] = limit;
-	res = db_exec(db, SQL_HISTORY, 3, params);
+	params[3] = bytes;
+	res = db_exec(db, SQL_HISTORY, 4, params);
 	buf_free(&ids);
 	buf_free(&convs);
 	if (!res)
 		return -1;
 	rows = PQntuples(res);
-	for (struct gen *g = list; g; g = g->next) {
+	for (g = first; g != *from; g = g->next) {
 		struct json_object *msgs;
 		if (g->final)
 			continue;
@@ -130,6 +144,16 @@ int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list)
 		g->request_body = request_body_new(g, msgs);
 	}
 	PQclear(res);
+	return 0;
+}
+
+int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list)
+{
+	struct gen *from = list;
+
+	while (from)
+		if (prepare_batch(db, cfg, &from) < 0)
+			return -1;
 	return 0;
 }
 

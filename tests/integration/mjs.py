@@ -1066,7 +1066,15 @@ def send_message(client, cid, content='hello', model=None):
 
 
 def list_messages(client, cid):
-    return client.get('/api/conversations/%s/messages' % cid).expect(200)['items']
+    """Every message of conversation cid, oldest first, following the cursors."""
+    items, cursor = [], None
+    while True:
+        path = '/api/conversations/%s/messages?limit=200' % cid
+        page = client.get(path + ('&cursor=' + urllib.parse.quote(cursor) if cursor else '')).expect(200)
+        items += page['items']
+        if not page['next']:
+            return items
+        cursor = page['next']
 
 
 def get_message(client, cid, mid):

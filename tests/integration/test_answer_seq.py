@@ -176,7 +176,7 @@ def test_a_list_read_while_others_write_holds_exactly_the_events_up_to_its_seq()
             while (t.is_alive() or len(answers) < 20) and time.time() < deadline:
                 r = reader.get('/api/conversations?limit=200')
                 answers.append(('convs', seq_of(r), r.expect(200)['items']))
-                r = reader.get('/api/conversations/%s/messages' % cid)
+                r = reader.get('/api/conversations/%s/messages?limit=200' % cid)
                 answers.append(('msgs', seq_of(r), r.expect(200)['items']))
         finally:
             stop.set()

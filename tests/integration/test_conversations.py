@@ -64,3 +64,38 @@ def test_list_is_newest_first_and_pages_with_a_cursor():
             mjs.assert_error(c.get('/api/conversations?' + bad), 422, 'invalid_field')
         page = c.get('/api/conversations?limit=200').expect(200)
         assert len(page['items']) == 6 and page['next'] is None, page
+
+
+def test_messages_page_oldest_first_with_a_cursor():
+    with ExitStack() as stack:
+        c = stack.enter_context(mjs.Client())
+        c.signup()
+        other = stack.enter_context(mjs.Client())
+        other.signup()
+        cid = c.create_conversation('long')['id']
+        for i in range(6):
+            mjs.send_message(c, cid, 'message %d' % i, 'fake:tps=0:tokens=1')
+        expected = [m['id'] for m in mjs.list_messages(c, cid)]
+        assert len(expected) == 12, expected
+
+        seen, cursor, pages = [], None, 0
+        while True:
+            path = '/api/conversations/%s/messages?limit=5' % cid + ('&cursor=' + cursor if cursor else '')
+            page = c.get(path).expect(200)
+            assert set(page) == {'items', 'next'} and len(page['items']) <= 5, page
+            seen += [x['id'] for x in page['items']]
+            pages += 1
+            cursor = page['next']
+            if cursor is None:
+                break
+            assert pages < 4, page
+        assert seen == expected and pages == 3, (seen, pages)
+        times = [(m['created_at'], m['id']) for m in mjs.list_messages(c, cid)]
+        assert times == sorted(times), 'not oldest first'
+        # the default page is 50; an empty conversation is one empty page
+        assert c.get('/api/conversations/%s/messages' % cid).expect(200)['next'] is None
+        empty = c.create_conversation('empty')['id']
+        assert c.get('/api/conversations/%s/messages' % empty).expect(200) == {'items': [], 'next': None}
+        for bad in ('limit=0', 'limit=201', 'cursor=nonsense'):
+            mjs.assert_error(c.get('/api/conversations/%s/messages?%s' % (cid, bad)), 422, 'invalid_field')
+        mjs.assert_error(other.get('/api/conversations/%s/messages' % cid), 404, 'not_found')

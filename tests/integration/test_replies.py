@@ -319,6 +319,31 @@ def test_the_upstream_gets_each_conversation_so_far_in_order():
 
 
 @mjs.timeout(90)
+def test_the_history_sent_upstream_is_capped_in_bytes_newest_kept():
+    """context_max_bytes = 64k: of three 40 KB user messages and their short replies, the
+    echo of the third holds it and the reply before it, not the older ones; over 40
+    conversations at once (more than one history query) each sends its own."""
+    with ExitStack() as stack:
+        a, _ = setup(stack)
+        stack.enter_context(mjs.worker_with(context_max_bytes='64k'))
+        big = lambda tag: tag + ' ' + 'x' * 40000
+        convs = [a.create_conversation('capped %d' % i)['id'] for i in range(40)]
+        for cid in convs[:1]:
+            for tag in ('m1', 'm2'):
+                mid = mjs.send_message(a, cid, big(tag), 'fake:tokens=1')['assistant_message']['id']
+                assert mjs.wait_final(a, cid, mid, WAIT)['status'] == 'completed'
+        sent = [mjs.send_message(a, cid, big('m3-%d' % i), 'fake:echo:tps=0')['assistant_message']['id']
+                for i, cid in enumerate(convs)]
+        for i, (cid, mid) in enumerate(zip(convs, sent)):
+            m = mjs.wait_final(a, cid, mid, WAIT)
+            assert m['status'] == 'completed', m
+            assert m['content'].endswith('user: %s\n' % big('m3-%d' % i)), 'conversation %d: not its newest' % i
+        first = mjs.wait_final(a, convs[0], sent[0], WAIT)['content']
+        assert 'assistant: tok \n' in first and 'm2 x' not in first and 'm1 x' not in first, \
+            'the capped history: %r' % [l[:20] for l in first.split('\n')]
+
+
+@mjs.timeout(90)
 def test_many_replies_ending_together_all_complete_with_their_whole_text():
     """A flush writes a few final statuses at a time (the rest wait a tick, their text
     goes at once): replies that end together still each end completed, with the whole

@@ -223,7 +223,7 @@ async function loadMessages(convId) {
   const ticket = msgs.begin();
   let hole = false;
   try {
-    const pages = await listPages('/conversations/' + convId + '/messages');
+    const pages = await listPages('/conversations/' + convId + '/messages?limit=200');
     pages.forEach(({ items, seq }, i) => {
       const holes = msgs.settle(ticket, seq, items, i === 0);
       if (holes && holes.length) hole = true;

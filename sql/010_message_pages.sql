@@ -1,0 +1,32 @@
+-- 010_message_pages: GET /api/conversations/{id}/messages answers in pages,
+-- with the {"items","next"} cursor of the other lists (issue 12: every size is
+-- bounded; a conversation of thousands of long messages was one answer).
+-- Oldest first, as before; the cursor is the last row's (created_at, id).
+
+DROP FUNCTION mjs.message_list(uuid, uuid);
+
+-- One page of a conversation's messages after the cursor (p_after_usec,
+-- p_after_id; NULL on the first page), p_limit rows, and the user's event seq
+-- they reflect, in one snapshot. Rows of (seq, message JSON, the row's cursor):
+-- the seq is NULL when the conversation is not the user's; a page without
+-- messages is one row with NULLs beside the seq; no row when there is no such
+-- user.
+CREATE FUNCTION mjs.message_page(p_user uuid, p_conversation uuid, p_after_usec bigint, p_after_id uuid,
+                                 p_limit integer)
+RETURNS TABLE (r_seq bigint, r_obj text, r_cursor text)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT CASE WHEN c.id IS NULL THEN NULL ELSE u.event_seq END, p.obj, p.cur FROM mjs.users u
+    LEFT JOIN mjs.conversations c ON c.id = p_conversation AND c.user_id = p_user
+    LEFT JOIN (
+        SELECT mjs.message_json(m)::text AS obj, m.created_at, m.id,
+               (extract(epoch FROM m.created_at) * 1000000)::bigint || '_' || m.id AS cur
+        FROM mjs.messages m WHERE m.conversation_id = p_conversation AND m.user_id = p_user
+          AND (p_after_usec IS NULL OR (m.created_at, m.id) >
+               (timestamptz 'epoch' + p_after_usec * interval '1 microsecond', p_after_id))
+        ORDER BY m.created_at, m.id LIMIT p_limit) p ON c.id IS NOT NULL
+    WHERE u.id = p_user ORDER BY p.created_at, p.id;
+END
+$$;
+COMMENT ON FUNCTION mjs.message_page(uuid, uuid, bigint, uuid, integer) IS 'GET /api/conversations/{id}/messages: one page, oldest first, and the user''s event seq it reflects, in one snapshot.';

@@ -47,6 +47,9 @@ colon-separated knobs (any name not starting with "fake" gets the defaults):
                    the stream ends with an error event whose message is 2,000
                    CJK characters and raw invalid bytes (no [DONE])
 
+    A request's "max_tokens" below tokens= is honoured as a real upstream does:
+    that many tokens, then finish_reason "length".
+
     e.g. "fake", "fake:tps=50:tokens=40", "fake:fail=500", "fake:fail_after=5",
          "fake:hang", "fake:stamp:tps=20", "fake:delay=2:tokens=10"
 
@@ -250,6 +253,11 @@ def handle_chat_completions(req, match, body):
         knobs['texts'] = ['%s: %s\n' % (m.get('role'), m.get('content')) for m in request['messages']
                           if isinstance(m, dict)]
         knobs['tokens'] = len(knobs['texts'])
+    knobs['finish_reason'] = 'stop'
+    max_tokens = request.get('max_tokens')
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and 0 < max_tokens < knobs['tokens']:
+        knobs['tokens'] = max_tokens            # as a real upstream: stop there, saying why
+        knobs['finish_reason'] = 'length'
     if request.get('stream') is True:
         ChatStream(req, model, knobs).start()
         return
@@ -300,7 +308,8 @@ class ChatStream:
         self.first_prefix = (head + '"role":"assistant","content":').encode()
         self.prefix = (head + '"content":').encode()
         self.suffix = b'},"finish_reason":null}]}\n\n'
-        self.tail = self.event(head + '},"finish_reason":"stop"}]}') + self.event('[DONE]') + b'0\r\n\r\n'
+        self.tail = self.event(head + '},"finish_reason":%s}]}' % json.dumps(knobs['finish_reason'])) + \
+            self.event('[DONE]') + b'0\r\n\r\n'
         if knobs['hostile']:
             error = b'data: ' + hostile_json({'error': {'message': '', 'type': 'server_error'}},
                                              ['error', 'message']) + b'\n\n'

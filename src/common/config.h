@@ -52,6 +52,9 @@ struct config {
 	int max_attempts;
 	int context_messages;
 	size_t context_max_bytes;
+	int reply_max_chars;
+	int reply_max_duration_ms;
+	int reply_max_tokens;		/* max_tokens sent upstream; 0: not sent */
 	char *worker_name;
 	/* mjs-worker: image and video tasks */
 	int max_tasks;

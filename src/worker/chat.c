@@ -5,6 +5,7 @@
 #include "config.h"
 #include "worker/chat.h"
 #include "common/db.h"
+#include "common/json.h"
 #include "common/log.h"
 
 #include <json-c/json.h>
@@ -24,13 +25,36 @@ void gen_set_status(struct gen *g, const char *status, const char *error)
 	g->dirty = 1;
 }
 
+/* Bytes of the first chars characters of the valid UTF-8 text s[0..len). */
+static size_t utf8_prefix(const char *s, size_t len, long chars)
+{
+	size_t i = 0;
+
+	for (long n = 0; i < len && n < chars; n++)
+		for (i++; i < len && ((unsigned char)s[i] & 0xC0) == 0x80; i++)
+			;
+	return i;
+}
+
 void chat_take_text(struct gen *g)
 {
-	if (g->parser.content.len == 0)
+	size_t n = g->parser.content.len;
+
+	if (n == 0)
 		return;
 	if (!g->first_token_ms)
 		g->first_token_ms = util_now_ms();
-	buf_append(&g->pending, g->parser.content.data, g->parser.content.len);
+	if (g->max_chars > 0) {
+		/* past reply_max_chars the text is dropped; check_gens ends the reply as cut */
+		long have = g->content_chars + (long)json_utf8_chars(g->pending.data ? g->pending.data : "",
+								      g->pending.len);
+		size_t keep = utf8_prefix(g->parser.content.data, n, g->max_chars - have);
+		if (keep < n) {
+			n = keep;
+			g->cut = 1;
+		}
+	}
+	buf_append(&g->pending, g->parser.content.data, n);
 	buf_reset(&g->parser.content);
 	g->chunks = g->parser.chunks;
 	g->dirty = 1;
@@ -78,7 +102,7 @@ static const char SQL_HISTORY[] =
 /* Generations whose history is read by one query: bounds what one query holds. */
 #define HISTORY_BATCH 32
 
-static char *request_body_new(const struct gen *g, struct json_object *msgs)
+static char *request_body_new(const struct gen *g, const struct config *cfg, struct json_object *msgs)
 {
 	struct json_object *root = json_object_new_object();
 	char *out;
@@ -86,6 +110,8 @@ static char *request_body_new(const struct gen *g, struct json_object *msgs)
 	json_object_object_add(root, "model", json_object_new_string(g->model));
 	json_object_object_add(root, "messages", msgs);
 	json_object_object_add(root, "stream", json_object_new_boolean(1));
+	if (cfg->reply_max_tokens > 0)
+		json_object_object_add(root, "max_tokens", json_object_new_int(cfg->reply_max_tokens));
 	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);
 	return out;
@@ -141,7 +167,7 @@ static int prepare_batch(PGconn *db, const struct config *cfg, struct gen **from
 		if (!strcmp(g->model, "default"))
 			snprintf(g->model, sizeof(g->model), "%s", cfg->chat_model[0] ? cfg->chat_model : "default");
 		free(g->request_body);
-		g->request_body = request_body_new(g, msgs);
+		g->request_body = request_body_new(g, cfg, msgs);
 	}
 	PQclear(res);
 	return 0;
@@ -170,6 +196,7 @@ int chat_start(CURLM *multi, const struct config *cfg, struct gen *g)
 		gen_set_status(g, "failed", "could not read the conversation");
 		return -1;
 	}
+	g->max_chars = cfg->reply_max_chars;
 	n = strlen(cfg->chat_url);
 	while (n > 0 && cfg->chat_url[n - 1] == '/')
 		n--;
@@ -221,6 +248,14 @@ void chat_abort(CURLM *multi, struct gen *g)
 	release(multi, g);
 }
 
+void chat_set_cut(struct gen *g)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "cut: the reply reached reply_max_chars (%ld characters)", g->max_chars);
+	gen_set_status(g, "completed", msg);
+}
+
 void chat_done(CURLM *multi, struct gen *g, CURLcode result)
 {
 	char msg[300];
@@ -231,7 +266,9 @@ void chat_done(CURLM *multi, struct gen *g, CURLcode result)
 	if (result == CURLE_OK && g->http_status < 400)
 		upstream_sse_finish(&g->parser);
 	chat_take_text(g);
-	if (g->http_status >= 400) {
+	if (g->cut) {
+		chat_set_cut(g);
+	} else if (g->http_status >= 400) {
 		char detail[200];
 		upstream_error_message(g->error_body.data ? g->error_body.data : "", g->error_body.len, detail,
 				       sizeof(detail));
@@ -240,7 +277,8 @@ void chat_done(CURLM *multi, struct gen *g, CURLcode result)
 	} else if (g->parser.failed) {
 		gen_set_status(g, "failed", g->parser.error);
 	} else if (g->parser.done || g->parser.finish_reason[0]) {
-		gen_set_status(g, "completed", NULL);
+		gen_set_status(g, "completed", !strcmp(g->parser.finish_reason, "length")
+			       ? "cut: the upstream stopped at its length limit (max_tokens)" : NULL);
 	} else if (result == CURLE_OPERATION_TIMEDOUT) {
 		gen_set_status(g, "failed", "could not connect to the upstream in time (connect_timeout)");
 	} else if (result == CURLE_PARTIAL_FILE || result == CURLE_RECV_ERROR || result == CURLE_GOT_NOTHING) {

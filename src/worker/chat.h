@@ -30,6 +30,12 @@ void chat_done(CURLM *multi, struct gen *g, CURLcode result);
 /* Aborts the transfer (stop, timeout, shutdown) without deciding a status. */
 void chat_abort(CURLM *multi, struct gen *g);
 
+/*
+ * The reply reached reply_max_chars (g->cut): completed, its error saying it
+ * was cut there. The text past the limit was never kept (chat_take_text).
+ */
+void chat_set_cut(struct gen *g);
+
 /* Moves received text into g->pending; records first-token time. */
 void chat_take_text(struct gen *g);
 

@@ -53,6 +53,8 @@ struct gen {
 	unsigned flush_version;
 	int64_t start_ms, first_token_ms, last_data_ms;
 	long chunks;
+	long max_chars;			/* reply_max_chars: text past it is dropped and the reply cut */
+	int cut;			/* reached max_chars: ends completed, marked as cut */
 	struct gen *next;
 };
 

@@ -205,6 +205,16 @@ static void check_gens(struct worker *w, int64_t now)
 			chat_abort(w->multi, g);
 			chat_take_text(g);
 			gen_set_status(g, "stopped", NULL);
+		} else if (g->cut) {
+			chat_abort(w->multi, g);
+			chat_set_cut(g);
+		} else if (g->easy && now - g->start_ms > w->cfg->reply_max_duration_ms) {
+			char msg[160];
+			chat_abort(w->multi, g);
+			chat_take_text(g);
+			snprintf(msg, sizeof(msg), "cut: the reply ran for reply_max_duration (%d s)",
+				 w->cfg->reply_max_duration_ms / 1000);
+			gen_set_status(g, "completed", msg);
 		} else if (g->easy && !g->first_token_ms && now - g->start_ms > w->cfg->first_token_timeout_ms) {
 			chat_abort(w->multi, g);
 			gen_set_status(g, "failed", "the upstream sent no token in time (first_token_timeout)");

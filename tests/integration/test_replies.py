@@ -344,6 +344,38 @@ def test_the_history_sent_upstream_is_capped_in_bytes_newest_kept():
 
 
 @mjs.timeout(90)
+def test_a_reply_is_cut_at_its_length_duration_or_token_limit_and_says_so():
+    """reply_max_chars: the text stops there (the upstream transfer is abandoned), the
+    reply is completed with an error that says it was cut; reply_max_duration likewise;
+    reply_max_tokens goes upstream as max_tokens, and the upstream's "length" stop marks
+    the reply as cut too."""
+    with ExitStack() as stack:
+        a, _ = setup(stack)
+        cid = a.create_conversation('limits')['id']
+        with mjs.worker_with(reply_max_chars='50'):
+            abandoned = fake_stats()['streams_abandoned']
+            mid = mjs.send_message(a, cid, 'long', 'fake:tps=200:tokens=400')['assistant_message']['id']
+            m = mjs.wait_final(a, cid, mid, WAIT)
+            assert m['status'] == 'completed' and m['content'] == ('tok ' * 13)[:50], m
+            assert m['error'].startswith('cut:') and 'reply_max_chars' in m['error'], m
+            mjs.wait_until(lambda: fake_stats()['streams_abandoned'] > abandoned, 10,
+                           'the upstream transfer to be abandoned')
+        with mjs.worker_with(reply_max_duration='2s'):
+            mid = mjs.send_message(a, cid, 'slow', 'fake:tps=5:tokens=100')['assistant_message']['id']
+            m = mjs.wait_final(a, cid, mid, WAIT)
+            assert m['status'] == 'completed' and 0 < len(m['content']) < 400, m
+            assert m['error'].startswith('cut:') and 'reply_max_duration' in m['error'], m
+        with mjs.worker_with(reply_max_tokens='3'):
+            mid = mjs.send_message(a, cid, 'short', 'fake:tokens=10')['assistant_message']['id']
+            m = mjs.wait_final(a, cid, mid, WAIT)
+            assert m['status'] == 'completed' and m['content'] == 'tok ' * 3, m
+            assert m['error'].startswith('cut:') and 'max_tokens' in m['error'], m
+        mid = mjs.send_message(a, cid, 'normal', 'fake:tokens=10')['assistant_message']['id']
+        m = mjs.wait_final(a, cid, mid, WAIT)
+        assert m['status'] == 'completed' and m['content'] == 'tok ' * 10 and m['error'] is None, m
+
+
+@mjs.timeout(90)
 def test_many_replies_ending_together_all_complete_with_their_whole_text():
     """A flush writes a few final statuses at a time (the rest wait a tick, their text
     goes at once): replies that end together still each end completed, with the whole

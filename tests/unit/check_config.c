@@ -93,6 +93,9 @@ START_TEST(test_defaults_match_the_key_table)
 	ck_assert_int_eq(cfg.max_attempts, 3);
 	ck_assert_int_eq(cfg.context_messages, 50);
 	ck_assert_uint_eq(cfg.context_max_bytes, 512 * 1024);
+	ck_assert_int_eq(cfg.reply_max_chars, 200000);
+	ck_assert_int_eq(cfg.reply_max_duration_ms, 600000);
+	ck_assert_int_eq(cfg.reply_max_tokens, 0);
 	ck_assert_str_eq(cfg.worker_name, "");
 	config_free(&cfg);
 	ck_assert_ptr_null(cfg.database);

@@ -186,6 +186,8 @@ function renderMessage(id) {
     parts.push(content);
     if (m.status === 'failed') {
       parts.push(el('p', { class: 'msg-error', text: m.error || 'the reply failed' }));
+    } else if (m.error) {
+      parts.push(el('p', { class: 'msg-note', text: m.error }));   // e.g. a reply cut at its length limit
     }
     parts.push(actions);
   }

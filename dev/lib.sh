@@ -2,7 +2,9 @@
 # dev/lib.sh: the shell functions dev/up, dev/down, dev/check and the
 # integration tests share. Sourcing it defines functions and starts nothing.
 #
-# A stack lives in one state directory, $MJS_STATE_DIR (default .run/):
+# A stack lives in one state directory, $MJS_STATE_DIR (default .run/ in the
+# checkout, or /tmp/mjs-<hash of the checkout's path> when we are root and the
+# postgres user cannot reach the checkout, a private home directory say):
 #   pg/              the PostgreSQL cluster (owned by the postgres OS user when
 #                    run as root; keeps its own pg/postmaster.pid)
 #   sock/            PostgreSQL's socket and the FastCGI sockets api-N.sock
@@ -140,6 +142,26 @@ mjs_build() {
 
 # --- the stack's coordinates ----------------------------------------------
 
+# Can the postgres user reach directory $1 (every parent searchable)?
+mjs_pg_can_reach() {
+	! mjs_is_root || ! id postgres >/dev/null 2>&1 || runuser -u postgres -- test -x "$1" 2>/dev/null
+}
+
+# .run/ in the checkout; when PostgreSQL (run as postgres when we are root)
+# could not reach it, a directory of this checkout's own under /tmp instead,
+# the same on every call so that dev/down finds what dev/up started.
+mjs_default_state_dir() {
+	local sum
+	if mjs_pg_can_reach "$MJS_REPO"; then
+		printf '%s' "$MJS_REPO/.run"
+		return
+	fi
+	sum=$(printf '%s' "$MJS_REPO" | sha256sum | cut -c1-12)
+	printf '%s' "${TMPDIR:-/tmp}/mjs-$sum"
+	printf 'dev: the postgres user cannot reach %s (a parent directory is private); the stack lives in %s\n' \
+		"$MJS_REPO" "${TMPDIR:-/tmp}/mjs-$sum" >&2
+}
+
 # Sets and exports every MJS_* variable a stack needs from the environment and
 # the defaults. Returns non-zero on a value that cannot work.
 mjs_stack_config() {
@@ -147,7 +169,7 @@ mjs_stack_config() {
 	case $MJS_PORT in '' | *[!0-9]*) mjs_warn "MJS_PORT must be a port number"; return 1 ;; esac
 	: "${MJS_FAKE_PORT:=$((MJS_PORT + 1))}"
 	: "${MJS_PG_PORT:=5432}"
-	: "${MJS_STATE_DIR:=$MJS_REPO/.run}"
+	: "${MJS_STATE_DIR:=$(mjs_default_state_dir)}"
 	: "${MJS_BUILD_DIR:=$MJS_REPO/build}"
 	case $MJS_BUILD_DIR in /*) ;; *) MJS_BUILD_DIR=$MJS_REPO/$MJS_BUILD_DIR ;; esac
 	MJS_STATE_DIR=$(realpath -m -- "$MJS_STATE_DIR") || return 1
@@ -326,10 +348,9 @@ mjs_prepare_state() {
 	touch "$s/logs/postgres.log" || return 1
 	if mjs_is_root; then
 		chown postgres: "$s/sock" "$s/logs/postgres.log" || return 1
-		chown "$(mjs_nginx_user)" "$s/nginx/tmp" || return 1
 		if ! runuser -u postgres -- test -w "$s/sock"; then
 			mjs_warn "the postgres user cannot reach $s (a parent directory is not searchable);" \
-				"use MJS_STATE_DIR=/tmp/mjs or make the parents searchable (chmod o+x)"
+				"unset MJS_STATE_DIR for a default that works, or make the parents searchable (chmod o+x)"
 			return 1
 		fi
 	fi
@@ -493,10 +514,6 @@ mjs_start_api() {
 
 # --- nginx --------------------------------------------------------------------------
 
-mjs_nginx_user() {
-	if id www-data >/dev/null 2>&1; then printf 'www-data'; else printf 'nobody'; fi
-}
-
 mjs_nginx_conf() { printf '%s' "$MJS_STATE_DIR/nginx/nginx.conf"; }
 
 # Renders nginx/mjs.conf into the state directory and writes the nginx.conf
@@ -521,7 +538,10 @@ mjs_render_nginx() {
 	case $nofile in unlimited | *[!0-9]*) nofile=65536 ;; esac
 	[ "$nofile" -gt 1048576 ] && nofile=1048576
 	[ "$nofile" -lt 2048 ] && nofile=2048
-	mjs_is_root && user="user $(mjs_nginx_user);"
+	# The workers run as whoever runs the stack (root: root), so they read web/
+	# and the sockets wherever the checkout is; mjs-production.conf is the
+	# configuration that drops to an unprivileged user.
+	mjs_is_root && user="user root;"
 	cat >"$dir/nginx.conf" <<-EOF || return 1
 	# Written by dev/lib.sh (mjs_render_nginx) around nginx/mjs.conf: do not edit.
 	daemon off;
@@ -653,9 +673,17 @@ mjs_healthz_ok() {
 }
 
 mjs_start_nginx() {
+	local code
 	mjs_render_nginx && mjs_nginx_test || return 1
 	mjs_spawn nginx nginx -p "$MJS_STATE_DIR/nginx/" -c "$(mjs_nginx_conf)" -e stderr &&
-	mjs_wait_until nginx 30 "$MJS_URL/api/healthz to answer 200" mjs_healthz_ok
+	mjs_wait_until nginx 30 "$MJS_URL/api/healthz to answer 200" mjs_healthz_ok || return 1
+	# the web client too: a 403 or 404 here is what a user would otherwise meet as a blank page
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$MJS_URL/")
+	if [ "$code" != 200 ]; then
+		mjs_warn "nginx answers $code for / : it cannot serve the web client from $MJS_REPO/web" \
+			"(see $MJS_STATE_DIR/logs/nginx.log)"
+		return 1
+	fi
 }
 
 # --- the env file -------------------------------------------------------------------

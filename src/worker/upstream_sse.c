@@ -78,7 +78,7 @@ static void dispatch(struct upstream_sse *p)
 		}
 		fr = json_str(choice, "finish_reason");
 		if (fr)
-			snprintf(p->finish_reason, sizeof(p->finish_reason), "%s", fr);
+			util_utf8_copy(p->finish_reason, sizeof(p->finish_reason), fr);
 	}
 	json_object_put(root);
 }

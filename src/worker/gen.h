@@ -55,6 +55,8 @@ struct gen {
 	long chunks;
 	long max_chars;			/* reply_max_chars: text past it is dropped and the reply cut */
 	int cut;			/* reached max_chars: ends completed, marked as cut */
+	int isolated;			/* written alone since the flushes started failing */
+	int write_failures;		/* flushes of it alone that failed */
 	struct gen *next;
 };
 

@@ -126,7 +126,7 @@ static struct json_object *flush_job(struct gen *g, int with_status)
 	return o;
 }
 
-int jobs_flush_start(PGconn *db, struct gen *list)
+int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only)
 {
 	struct json_object *batch = json_object_new_array();
 	const char *params[1];
@@ -134,7 +134,7 @@ int jobs_flush_start(PGconn *db, struct gen *list)
 
 	for (struct gen *g = list; g; g = g->next) {
 		int hold;
-		if (!g->dirty)
+		if (!g->dirty || (only && g != only))
 			continue;
 		/* past JOBS_FINALS_MAX final statuses, one waits for a later flush; its text goes now */
 		hold = g->status && g->final && finals >= JOBS_FINALS_MAX;
@@ -243,7 +243,7 @@ int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, in
 
 int jobs_flush(PGconn *db, struct gen *list, struct jobs_drops *drops)
 {
-	int rc = jobs_flush_start(db, list);
+	int rc = jobs_flush_start(db, list, NULL);
 
 	if (rc <= 0)
 		return rc;

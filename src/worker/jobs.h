@@ -72,8 +72,10 @@ int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait);
  * (in_flush). Returns 1 when a flush is in flight, 0 when nothing was dirty,
  * -1 on failure (nothing in flight; the same text goes out with the next
  * flush). While a flush is in flight the connection runs nothing else.
+ * With only, the flush carries that gen alone (finding the one whose write
+ * fails, see main.c).
  */
-int jobs_flush_start(PGconn *db, struct gen *list);
+int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only);
 
 /*
  * Takes the answer of the flush in flight (call after PQconsumeInput). Returns 0

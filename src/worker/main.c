@@ -65,6 +65,10 @@ struct worker {
 	int running;		/* gens in the list */
 	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
 	int leases_unsure;	/* reconnected: renew the leases of the gens held before any claim */
+	/* a flush failed on a healthy connection: gens are written one per flush
+	 * until each has been, so one that cannot be stored fails alone */
+	int isolating;
+	char isolating_id[37];	/* the gen the flush in flight carries alone */
 	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
@@ -250,14 +254,81 @@ static void drop_finished(struct worker *w)
 }
 
 /* Sends the tick's flush; the next one is due flush_interval after this one started. */
+static struct gen *gen_by_id(struct worker *w, const char *id)
+{
+	for (struct gen *g = w->gens; g; g = g->next)
+		if (!strcmp(g->id, id))
+			return g;
+	return NULL;
+}
+
+/* While isolating: the next dirty gen not yet written alone, or NULL (round over). */
+static struct gen *next_isolated(struct worker *w)
+{
+	for (struct gen *g = w->gens; g; g = g->next)
+		if (g->dirty && !g->isolated)
+			return g;
+	return NULL;
+}
+
+/*
+ * A flush failed while the connection is fine: one gen's news cannot be stored
+ * (nothing known does that, as every upstream text is made valid, but one bad
+ * reply must never stop every other). The first time, start writing gens one
+ * per flush; when the one written alone fails, drop its unwritten text and fail
+ * it with a reason of ours; when even that fails, drop the gen.
+ */
+static void flush_refused(struct worker *w)
+{
+	struct gen *g;
+
+	if (!w->isolating) {
+		log_warn("flush refused on a healthy connection; writing replies one at a time to find the one "
+			 "that cannot be stored");
+		w->isolating = 1;
+		w->isolating_id[0] = '\0';
+		for (g = w->gens; g; g = g->next)
+			g->isolated = 0;
+		return;
+	}
+	g = w->isolating_id[0] ? gen_by_id(w, w->isolating_id) : NULL;
+	if (!g)
+		return;
+	if (++g->write_failures == 1) {
+		log_error("generation refused id=%s reason=\"its news cannot be stored; failing it\"", g->id);
+		chat_abort(w->multi, g);
+		buf_reset(&g->pending);
+		g->whole = 0;
+		buf_free(&g->text);
+		g->cut = 0;
+		gen_set_status(g, "failed", "the reply could not be stored; the text written before is kept");
+	} else {
+		log_error("generation dropped id=%s reason=\"not even its failure could be stored\"", g->id);
+		chat_abort(w->multi, g);
+		g->final = 1;
+		g->dirty = 0;
+		g->isolated = 1;
+	}
+}
+
 static void flush_start(struct worker *w, int64_t now)
 {
+	struct gen *only = NULL;
 	int rc;
 
 	if (w->flushing)
 		return;		/* the next flush goes out when this one is answered */
 	w->next_flush = now + w->cfg->flush_interval_ms;
-	rc = jobs_flush_start(w->db, w->gens);
+	if (w->isolating) {
+		only = next_isolated(w);
+		if (!only) {
+			log_info("flush: every reply was written alone; back to one flush for all");
+			w->isolating = 0;
+		} else {
+			snprintf(w->isolating_id, sizeof(w->isolating_id), "%s", only->id);
+		}
+	}
+	rc = jobs_flush_start(w->db, w->gens, only);
 	if (rc > 0)
 		w->flushing = 1;
 	else if (rc == 0)
@@ -277,10 +348,16 @@ static void flush_collect(struct worker *w)
 	if (rc == 0)
 		return;
 	w->flushing = 0;
-	if (rc > 0)
+	if (rc > 0) {
+		struct gen *g;
+		if (w->isolating && w->isolating_id[0] && (g = gen_by_id(w, w->isolating_id)) != NULL)
+			g->isolated = 1;
 		drop_finished(w);
-	else if (PQstatus(w->db) != CONNECTION_OK)
+	} else if (PQstatus(w->db) != CONNECTION_OK) {
 		db_lost(w);
+	} else {
+		flush_refused(w);
+	}
 }
 
 static void aux_lost(struct worker *w)

@@ -174,7 +174,7 @@ void auth_login(struct call *c)
 {
 	char *username = NULL, *password = NULL;
 	unsigned char raw[AUTH_TOKEN_BYTES];
-	char token[AUTH_TOKEN_LEN + 1], ttl[24], cookie[256];
+	char token[AUTH_TOKEN_LEN + 1], ttl[24], cookie[256], agent[801];
 	PGresult *res = NULL;
 	int ok;
 
@@ -204,9 +204,10 @@ void auth_login(struct call *c)
 	}
 	util_b64url_encode(raw, sizeof(raw), token);
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)c->app->cfg->session_ttl_s);
+	/* a browser's words: any bytes; stored as text, so valid UTF-8 (200 characters at most) */
+	util_utf8_copy(agent, sizeof(agent), c->req->user_agent ? c->req->user_agent : "");
 	{
-		const char *params[5] = { token, PQgetvalue(res, 0, 0), ttl,
-					  c->req->user_agent ? c->req->user_agent : "",
+		const char *params[5] = { token, PQgetvalue(res, 0, 0), ttl, agent,
 					  c->req->remote_addr ? c->req->remote_addr : "" };
 		PGresult *ins = call_exec(c, SQL_LOGIN_SESSION, 5, params);
 		if (!ins)

@@ -10,6 +10,7 @@
 #include "common/util.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,7 +258,8 @@ enum task_reply_rc task_proto_video(const char *body, size_t len, const char *co
 	if (json_object_object_get_ex(o, "progress", &v) &&
 	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))) {
 		double p = json_object_get_double(v);
-		r->progress = p < 0 ? 0 : p > 100 ? 100 : (int)p;
+		/* NaN and infinities (json-c reads them) are no progress, never converted */
+		r->progress = !isfinite(p) ? -1 : p < 0 ? 0 : p > 100 ? 100 : (int)p;
 	} else {
 		r->progress = task_proto_progress(get_string(o, "progress"));
 	}

@@ -199,3 +199,18 @@ def test_registration_off_refuses_new_accounts_and_cookie_secure_marks_the_cooki
         with mjs.Client() as c:
             mjs.wait_until(lambda: c.get('/api/healthz').status == 200, 15, 'the API to answer again')
             c.register(mjs.unique_username(), mjs.unique_password()).expect(201)
+
+
+def test_a_user_agent_that_is_not_utf8_does_not_break_login():
+    """The User-Agent is stored with the session as text: bytes that are not UTF-8 are
+    replaced and a long one is cut at 200 characters, and the login succeeds."""
+    with mjs.Client() as c:
+        c.signup()
+        c.post('/api/auth/logout').expect(204)
+        agent = 'Mozilla/5.0 \xff\xfe\xc0\x80 ' + '\xe5' * 300      # sent as raw bytes (latin-1)
+        r = c.login(headers={'User-Agent': agent})
+        assert r.status == 200, r
+        stored = mjs.psql_value("SELECT user_agent FROM mjs.sessions WHERE user_id = :'p1' "
+                                "ORDER BY created_at DESC LIMIT 1", c.user_id)
+        assert stored.startswith('Mozilla/5.0 ????') and len(stored) <= 200, repr(stored[:40])
+        assert c.me()['id'] == c.user_id

@@ -193,6 +193,13 @@ START_TEST(test_hostile_answers_give_valid_utf8_or_bad)
 	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"completed\",\"url\":\"data:video/mp4;base64,AAAA\"}", &r),
 			 TASK_REPLY_BAD);
 	ck_assert_int_eq(mj_fetch("{\"status\":\"SUCCESS\",\"imageUrl\":\"http://cdn:8080/a.png?x=1\"}", &r), TASK_REPLY_OK);
+	/* numbers that are not numbers: no progress, nothing converted */
+	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"in_progress\",\"progress\":NaN}", &r), TASK_REPLY_OK);
+	ck_assert_int_eq(r.progress, -1);
+	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"in_progress\",\"progress\":-Infinity}", &r), TASK_REPLY_OK);
+	ck_assert_int_eq(r.progress, -1);
+	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"in_progress\",\"progress\":1e999}", &r), TASK_REPLY_OK);
+	ck_assert_int_eq(r.progress, -1);
 	buf_free(&cjk);
 }
 END_TEST

@@ -16,17 +16,29 @@ CREATE FUNCTION mjs.message_page(p_user uuid, p_conversation uuid, p_after_usec 
 RETURNS TABLE (r_seq bigint, r_obj text, r_cursor text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN QUERY
-    SELECT CASE WHEN c.id IS NULL THEN NULL ELSE u.event_seq END, p.obj, p.cur FROM mjs.users u
-    LEFT JOIN mjs.conversations c ON c.id = p_conversation AND c.user_id = p_user
-    LEFT JOIN (
-        SELECT mjs.message_json(m)::text AS obj, m.created_at, m.id,
-               (extract(epoch FROM m.created_at) * 1000000)::bigint || '_' || m.id AS cur
-        FROM mjs.messages m WHERE m.conversation_id = p_conversation AND m.user_id = p_user
-          AND (p_after_usec IS NULL OR (m.created_at, m.id) >
-               (timestamptz 'epoch' + p_after_usec * interval '1 microsecond', p_after_id))
-        ORDER BY m.created_at, m.id LIMIT p_limit) p ON c.id IS NOT NULL
-    WHERE u.id = p_user ORDER BY p.created_at, p.id;
+    -- two statements, two cached plans: the cursor is an index condition (009)
+    IF p_after_usec IS NULL THEN
+        RETURN QUERY
+        SELECT CASE WHEN c.id IS NULL THEN NULL ELSE u.event_seq END, p.obj, p.cur FROM mjs.users u
+        LEFT JOIN mjs.conversations c ON c.id = p_conversation AND c.user_id = p_user
+        LEFT JOIN (
+            SELECT mjs.message_json(m)::text AS obj, m.created_at, m.id,
+                   (extract(epoch FROM m.created_at) * 1000000)::bigint || '_' || m.id AS cur
+            FROM mjs.messages m WHERE m.conversation_id = p_conversation AND m.user_id = p_user
+            ORDER BY m.created_at, m.id LIMIT p_limit) p ON c.id IS NOT NULL
+        WHERE u.id = p_user ORDER BY p.created_at, p.id;
+    ELSE
+        RETURN QUERY
+        SELECT CASE WHEN c.id IS NULL THEN NULL ELSE u.event_seq END, p.obj, p.cur FROM mjs.users u
+        LEFT JOIN mjs.conversations c ON c.id = p_conversation AND c.user_id = p_user
+        LEFT JOIN (
+            SELECT mjs.message_json(m)::text AS obj, m.created_at, m.id,
+                   (extract(epoch FROM m.created_at) * 1000000)::bigint || '_' || m.id AS cur
+            FROM mjs.messages m WHERE m.conversation_id = p_conversation AND m.user_id = p_user
+              AND (m.created_at, m.id) > (timestamptz 'epoch' + p_after_usec * interval '1 microsecond', p_after_id)
+            ORDER BY m.created_at, m.id LIMIT p_limit) p ON c.id IS NOT NULL
+        WHERE u.id = p_user ORDER BY p.created_at, p.id;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION mjs.message_page(uuid, uuid, bigint, uuid, integer) IS 'GET /api/conversations/{id}/messages: one page, oldest first, and the user''s event seq it reflects, in one snapshot.';

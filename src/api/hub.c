@@ -94,6 +94,7 @@ struct hub {
 	struct stream *dead;
 	struct buf text;		/* event text being fanned out */
 	int64_t next_keepalive_check;
+	int64_t catch_up_pause_until;	/* after a catch-up query failed on a live connection */
 };
 
 /* Sentinels for epoll data of the non-stream fds. */
@@ -300,16 +301,26 @@ static int stream_reset(struct hub *h, struct stream *s, int64_t head)
  * stream goes on once nginx has taken what is queued); -1 when the database
  * failed (the stream stays in catch-up and resumes after reconnect).
  */
+/*
+ * A page holds at most $3 events and, past its first, $4 bytes of data (what
+ * the queue has room for: a page of large events is not read for one or two
+ * of them); total is how many the page had before the byte cap. The sizes are
+ * the stored ones (pg_column_size: event data is stored uncompressed, sql/007),
+ * read from the TOAST pointers, so what is left out is never read.
+ */
 static const char SQL_CATCH_UP[] =
-	"SELECT u.event_seq, e.seq, e.type, e.data::text FROM mjs.users u "
-	"LEFT JOIN LATERAL (SELECT seq, type, data FROM mjs.events "
-	"  WHERE user_id = u.id AND seq > $2 ORDER BY seq LIMIT $3) e ON true "
-	"WHERE u.id = $1";
+	"SELECT u.event_seq, e.seq, e.type, e.data::text, e.total FROM mjs.users u "
+	"LEFT JOIN LATERAL (SELECT x.seq, x.type, x.data, x.total FROM ("
+	"  SELECT w.seq, w.type, w.data, count(*) OVER () AS total,"
+	"    sum(pg_column_size(w.data)) OVER (ORDER BY w.seq) AS upto, row_number() OVER (ORDER BY w.seq) AS rn"
+	"  FROM (SELECT seq, type, data FROM mjs.events WHERE user_id = u.id AND seq > $2 ORDER BY seq LIMIT $3) w) x"
+	"  WHERE x.upto <= $4 OR x.rn = 1) e ON true "
+	"WHERE u.id = $1 ORDER BY e.seq";
 
 static int catch_up_page(struct hub *h, struct stream *s)
 {
-	char after[24], limit[16];
-	const char *params[3] = { s->user_id, after, limit };
+	char after[24], limit[16], room[24];
+	const char *params[4] = { s->user_id, after, limit, room };
 	int64_t head, batch = h->cfg->replay_batch;
 	size_t low_water = h->cfg->stream_queue_max / 2;
 	PGresult *res;
@@ -317,10 +328,13 @@ static int catch_up_page(struct hub *h, struct stream *s)
 
 	snprintf(after, sizeof(after), "%lld", (long long)(s->last_seq < 0 ? 0 : s->last_seq));
 	snprintf(limit, sizeof(limit), "%lld", (long long)batch);
-	res = db_exec(h->db, SQL_CATCH_UP, 3, params);
+	snprintf(room, sizeof(room), "%zu", low_water > pending_bytes(s) ? low_water - pending_bytes(s) : 0);
+	res = db_exec(h->db, SQL_CATCH_UP, 4, params);
 	if (!res) {
 		if (PQstatus(h->db) != CONNECTION_OK)
 			db_lost(h, "catch-up query failed");
+		else
+			h->catch_up_pause_until = util_now_ms() + HUB_DB_RETRY_MS;	/* not every turn */
 		return -1;
 	}
 	n = PQntuples(res);
@@ -361,8 +375,8 @@ static int catch_up_page(struct hub *h, struct stream *s)
 		}
 		if (i < n)
 			rc = 1;
-		else if (n < batch)
-			s->catching_up = 0;
+		else if (n < batch && n == atoi(PQgetvalue(res, 0, 4)))
+			s->catching_up = 0;	/* the page held every event left, and all went out */
 	}
 	PQclear(res);
 	return rc;
@@ -705,6 +719,8 @@ static void keepalive_tick(struct hub *h, int64_t now)
 			stream_kill(h, s, "stalled");
 			continue;
 		}
+		if (s->catching_up && !s->want_out && now >= h->catch_up_pause_until)
+			mark_dirty(h, s);	/* catch-up paused after a failed query: go on */
 		if (now - s->last_write_ms >= h->cfg->keepalive_interval_ms && pending_bytes(s) == 0) {
 			stream_queue(h, s, ka, sizeof(ka) - 1);
 			s->last_write_ms = now;
@@ -721,6 +737,7 @@ static void process_dirty(struct hub *h)
 {
 	struct stream *list = h->dirty;
 	size_t low_water = h->cfg->stream_queue_max / 2;
+	int paused = util_now_ms() < h->catch_up_pause_until;
 
 	h->dirty = NULL;
 	while (list) {
@@ -732,14 +749,14 @@ static void process_dirty(struct hub *h)
 			h->dead = s;
 			continue;
 		}
-		if (s->catching_up && pending_bytes(s) < low_water)
+		if (s->catching_up && pending_bytes(s) < low_water && !paused)
 			stream_catch_up(h, s);
 		if (!s->dead)
 			stream_flush(h, s);
 		/* killed just now while not dirty: stream_kill put it on the dead list already */
 		if (s->dead)
 			continue;
-		if (s->catching_up && h->db && !s->want_out)
+		if (s->catching_up && h->db && !s->want_out && !paused && util_now_ms() >= h->catch_up_pause_until)
 			mark_dirty(h, s);
 	}
 }

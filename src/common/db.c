@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -51,11 +52,13 @@ static int sql_head_len(const char *sql)
 	return n;
 }
 
-PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+PGresult *db_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *params, char *sqlstate)
 {
 	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 
+	if (sqlstate)
+		sqlstate[0] = '\0';
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
 	{
@@ -65,9 +68,21 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const 
 			msg = PQerrorMessage(conn);
 		log_error("db query failed: sqlstate=%s query=\"%.*s\" error=\"%s\"", state ? state : "-",
 			  sql_head_len(sql), sql, msg);
+		if (sqlstate && state)
+			snprintf(sqlstate, 6, "%.5s", state);
 	}
 	PQclear(res);
 	return NULL;
+}
+
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	return db_exec_state(conn, sql, nparams, params, NULL);
+}
+
+int db_data_refused(const char *sqlstate)
+{
+	return sqlstate && (!strncmp(sqlstate, "22", 2) || !strncmp(sqlstate, "23", 2));
 }
 
 int db_command(PGconn *conn, const char *sql, int nparams, const char *const *params)

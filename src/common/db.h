@@ -18,6 +18,19 @@ PGconn *db_connect(const char *conninfo);
  */
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/*
+ * db_exec, and on failure the SQLSTATE in sqlstate (6 bytes; "" when none, as
+ * for a lost connection).
+ */
+PGresult *db_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *params, char *sqlstate);
+
+/*
+ * Is sqlstate a refusal of the data itself (class 22 data exception, 23
+ * integrity constraint violation), which the same statement would meet again,
+ * rather than something passing (a deadlock, a timeout, a failover)?
+ */
+int db_data_refused(const char *sqlstate);
+
 /* Runs a statement for its effect only. Returns 0 or -1 (logged). */
 int db_command(PGconn *conn, const char *sql, int nparams, const char *const *params);
 

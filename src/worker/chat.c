@@ -46,15 +46,14 @@ void chat_take_text(struct gen *g)
 		g->first_token_ms = util_now_ms();
 	if (g->max_chars > 0) {
 		/* past reply_max_chars the text is dropped; check_gens ends the reply as cut */
-		long have = g->content_chars + (long)json_utf8_chars(g->pending.data ? g->pending.data : "",
-								      g->pending.len);
-		size_t keep = utf8_prefix(g->parser.content.data, n, g->max_chars - have);
+		size_t keep = utf8_prefix(g->parser.content.data, n, g->max_chars - g->content_chars - g->pending_chars);
 		if (keep < n) {
 			n = keep;
 			g->cut = 1;
 		}
 	}
-	buf_append(&g->pending, g->parser.content.data, n);
+	if (buf_append(&g->pending, g->parser.content.data, n) == 0)
+		g->pending_chars += (long)json_utf8_chars(g->parser.content.data, n);
 	buf_reset(&g->parser.content);
 	g->chunks = g->parser.chunks;
 	g->dirty = 1;

@@ -34,6 +34,7 @@ struct gen {
 	struct buf error_body;		/* body of an HTTP error answer */
 	struct upstream_sse parser;
 	struct buf pending;		/* text not yet flushed */
+	long pending_chars;		/* its length in characters */
 	/* whole: the message had no text when claimed, so text (every flushed byte)
 	 * is all of it and goes with the final status; cleared past GEN_TEXT_MAX */
 	int whole;
@@ -55,8 +56,8 @@ struct gen {
 	long chunks;
 	long max_chars;			/* reply_max_chars: text past it is dropped and the reply cut */
 	int cut;			/* reached max_chars: ends completed, marked as cut */
-	int isolated;			/* written alone since the flushes started failing */
-	int write_failures;		/* flushes of it alone that failed */
+	int suspect;			/* in a flush the database refused; not yet written alone */
+	int write_failures;		/* flushes of it alone that the database refused */
 	struct gen *next;
 };
 

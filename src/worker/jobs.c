@@ -126,7 +126,7 @@ static struct json_object *flush_job(struct gen *g, int with_status)
 	return o;
 }
 
-int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only)
+int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only, int skip_suspects)
 {
 	struct json_object *batch = json_object_new_array();
 	const char *params[1];
@@ -134,7 +134,7 @@ int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only)
 
 	for (struct gen *g = list; g; g = g->next) {
 		int hold;
-		if (!g->dirty || (only && g != only))
+		if (!g->dirty || (only && g != only) || (skip_suspects && g->suspect))
 			continue;
 		/* past JOBS_FINALS_MAX final statuses, one waits for a later flush; its text goes now */
 		hold = g->status && g->final && finals >= JOBS_FINALS_MAX;
@@ -179,7 +179,11 @@ static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *
 		if (!g->in_flush)
 			continue;
 		g->in_flush = 0;
-		g->content_chars += (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->flush_len);
+		{
+			long flushed = (long)json_utf8_chars(g->pending.data ? g->pending.data : "", g->flush_len);
+			g->content_chars += flushed;
+			g->pending_chars -= flushed;
+		}
 		if (g->flush_len > 0)
 			g->chunk_rows++;
 		/* past GEN_TEXT_MAX (or out of memory) the database folds the chunks instead */
@@ -212,7 +216,7 @@ static void flush_written(struct gen *list, struct jobs_drops *drops, PGresult *
 int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, int wait)
 {
 	PGresult *res, *answer = NULL;
-	int failed = 0;
+	int failed = 0, refused = 0;
 
 	if (!wait && PQisBusy(db))
 		return 0;
@@ -228,6 +232,7 @@ int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, in
 			log_error("db query failed: sqlstate=%s query=\"SELECT id FROM mjs.flush_generations\" error=\"%s\"",
 				  state ? state : "-", msg ? msg : PQerrorMessage(db));
 			failed = 1;
+			refused = db_data_refused(state);
 		}
 		PQclear(res);
 	}
@@ -238,12 +243,12 @@ int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, in
 		failed = 1;
 	}
 	PQclear(answer);
-	return failed ? -1 : 1;
+	return failed ? (refused ? -2 : -1) : 1;
 }
 
 int jobs_flush(PGconn *db, struct gen *list, struct jobs_drops *drops)
 {
-	int rc = jobs_flush_start(db, list, NULL);
+	int rc = jobs_flush_start(db, list, NULL, 0);
 
 	if (rc <= 0)
 		return rc;
@@ -315,18 +320,26 @@ int jobs_sweep_chunks(PGconn *db)
 	return 0;
 }
 
+/* Only the jobs held here: one dropped here must lapse for another worker to take. */
 static const char SQL_RENEW[] =
 	"UPDATE mjs.generations SET lease_until = now() + make_interval(secs => $2::double precision) "
-	"WHERE worker = $1 AND state = 'running' RETURNING message_id, stop_requested";
+	"WHERE worker = $1 AND state = 'running' AND message_id = ANY($3::uuid[]) "
+	"RETURNING message_id, stop_requested";
 
 int jobs_renew(PGconn *db, const struct config *cfg, const char *worker, struct gen *list)
 {
 	char lease[32];
-	const char *params[2] = { worker, lease };
+	const char *params[3] = { worker, lease, NULL };
+	struct buf ids = { 0 };
 	PGresult *res;
 
 	snprintf(lease, sizeof(lease), "%.3f", cfg->lease_time_ms / 1000.0);
-	res = db_exec(db, SQL_RENEW, 2, params);
+	for (struct gen *g = list; g; g = g->next)
+		if (!g->final)
+			buf_array_add(&ids, g->id);
+	params[2] = buf_array_end(&ids);
+	res = db_exec(db, SQL_RENEW, 3, params);
+	buf_free(&ids);
 	if (!res)
 		return -1;
 	for (struct gen *g = list; g; g = g->next) {

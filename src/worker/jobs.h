@@ -72,10 +72,10 @@ int jobs_drops_finish(PGconn *aux, struct jobs_drops *d, int wait);
  * (in_flush). Returns 1 when a flush is in flight, 0 when nothing was dirty,
  * -1 on failure (nothing in flight; the same text goes out with the next
  * flush). While a flush is in flight the connection runs nothing else.
- * With only, the flush carries that gen alone (finding the one whose write
- * fails, see main.c).
+ * With only, the flush carries that gen alone; with skip_suspects, every dirty
+ * gen but the suspects (finding the one whose news is refused, see main.c).
  */
-int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only);
+int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only, int skip_suspects);
 
 /*
  * Takes the answer of the flush in flight (call after PQconsumeInput). Returns 0
@@ -83,7 +83,8 @@ int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only);
  * written: what it carried leaves the gens, gens whose message is gone get
  * g->final and g->stop set so the caller drops them, gens that reached a final
  * status join drops; -1 when it failed: the gens keep their text for the next
- * flush.
+ * flush; -2 the same when the database refused the data itself
+ * (db_data_refused: one gen's news cannot be stored, see main.c).
  */
 int jobs_flush_finish(PGconn *db, struct gen *list, struct jobs_drops *drops, int wait);
 

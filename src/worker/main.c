@@ -68,7 +68,8 @@ struct worker {
 	/* a flush failed on a healthy connection: gens are written one per flush
 	 * until each has been, so one that cannot be stored fails alone */
 	int isolating;
-	char isolating_id[37];	/* the gen the flush in flight carries alone */
+	int isolate_turn;	/* alternates: a suspect alone, then the others */
+	char isolating_id[37];	/* the gen the flush in flight carries alone, or "" */
 	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
@@ -125,6 +126,7 @@ static int db_ensure(struct worker *w)
 	jobs_sweep_chunks(w->db);	/* best effort: chunks a stopped worker left */
 	w->want_claim = w->want_tasks = 1;
 	w->leases_unsure = 1;		/* they may have run out while the database was away */
+	w->next_renew = 0;		/* so renew first, now */
 	tasks_reconnected(w->tasks);
 	return 0;
 }
@@ -262,42 +264,46 @@ static struct gen *gen_by_id(struct worker *w, const char *id)
 	return NULL;
 }
 
-/* While isolating: the next dirty gen not yet written alone, or NULL (round over). */
-static struct gen *next_isolated(struct worker *w)
+/* While isolating: the next suspect with something to write, or NULL. */
+static struct gen *next_suspect(struct worker *w)
 {
 	for (struct gen *g = w->gens; g; g = g->next)
-		if (g->dirty && !g->isolated)
+		if (g->dirty && g->suspect)
 			return g;
 	return NULL;
 }
 
 /*
- * A flush failed while the connection is fine: one gen's news cannot be stored
- * (nothing known does that, as every upstream text is made valid, but one bad
- * reply must never stop every other). The first time, start writing gens one
- * per flush; when the one written alone fails, drop its unwritten text and fail
- * it with a reason of ours; when even that fails, drop the gen.
+ * The database refused a flush's data (db_data_refused; a passing failure is
+ * just retried): one gen's news cannot be stored, and one bad reply must never
+ * stop every other. Every gen with news becomes a suspect, and the flushes
+ * alternate between one suspect alone and every other gen together, so no
+ * reply waits longer than two flushes. A suspect written alone is cleared;
+ * one refused alone loses its unwritten text and is failed with a reason of
+ * ours; refused again, it is dropped (its lease lapses for another worker).
  */
 static void flush_refused(struct worker *w)
 {
 	struct gen *g;
 
-	if (!w->isolating) {
-		log_warn("flush refused on a healthy connection; writing replies one at a time to find the one "
-			 "that cannot be stored");
+	if (!w->isolating_id[0]) {
+		if (!w->isolating)
+			log_warn("flush refused by the database; writing each reply with news alone once to find "
+				 "the one that cannot be stored");
 		w->isolating = 1;
-		w->isolating_id[0] = '\0';
 		for (g = w->gens; g; g = g->next)
-			g->isolated = 0;
+			if (g->dirty)
+				g->suspect = 1;
 		return;
 	}
-	g = w->isolating_id[0] ? gen_by_id(w, w->isolating_id) : NULL;
+	g = gen_by_id(w, w->isolating_id);
 	if (!g)
 		return;
 	if (++g->write_failures == 1) {
 		log_error("generation refused id=%s reason=\"its news cannot be stored; failing it\"", g->id);
 		chat_abort(w->multi, g);
 		buf_reset(&g->pending);
+		g->pending_chars = 0;
 		g->whole = 0;
 		buf_free(&g->text);
 		g->cut = 0;
@@ -307,28 +313,33 @@ static void flush_refused(struct worker *w)
 		chat_abort(w->multi, g);
 		g->final = 1;
 		g->dirty = 0;
-		g->isolated = 1;
+		g->suspect = 0;
 	}
 }
 
 static void flush_start(struct worker *w, int64_t now)
 {
 	struct gen *only = NULL;
-	int rc;
+	int rc, skip = 0;
 
 	if (w->flushing)
 		return;		/* the next flush goes out when this one is answered */
 	w->next_flush = now + w->cfg->flush_interval_ms;
+	w->isolating_id[0] = '\0';
 	if (w->isolating) {
-		only = next_isolated(w);
-		if (!only) {
-			log_info("flush: every reply was written alone; back to one flush for all");
+		if (!next_suspect(w)) {
+			for (struct gen *g = w->gens; g; g = g->next)
+				g->suspect = 0;
 			w->isolating = 0;
-		} else {
+			log_info("flush: every suspect reply was written alone; back to one flush for all");
+		} else if ((w->isolate_turn ^= 1) != 0) {
+			only = next_suspect(w);
 			snprintf(w->isolating_id, sizeof(w->isolating_id), "%s", only->id);
+		} else {
+			skip = 1;
 		}
 	}
-	rc = jobs_flush_start(w->db, w->gens, only);
+	rc = jobs_flush_start(w->db, w->gens, only, skip);
 	if (rc > 0)
 		w->flushing = 1;
 	else if (rc == 0)
@@ -350,14 +361,14 @@ static void flush_collect(struct worker *w)
 	w->flushing = 0;
 	if (rc > 0) {
 		struct gen *g;
-		if (w->isolating && w->isolating_id[0] && (g = gen_by_id(w, w->isolating_id)) != NULL)
-			g->isolated = 1;
+		if (w->isolating_id[0] && (g = gen_by_id(w, w->isolating_id)) != NULL)
+			g->suspect = 0;
 		drop_finished(w);
 	} else if (PQstatus(w->db) != CONNECTION_OK) {
 		db_lost(w);
-	} else {
+	} else if (rc == -2) {
 		flush_refused(w);
-	}
+	}	/* else a passing failure: the same news goes with the next flush */
 }
 
 static void aux_lost(struct worker *w)
@@ -443,7 +454,7 @@ static int next_timeout(struct worker *w, int64_t now)
 	due = tasks_next_due(w->tasks);
 	if (due < t)
 		t = due;
-	if ((w->want_claim || w->want_tasks) && !w->flushing)
+	if (((w->want_claim && !w->leases_unsure) || w->want_tasks) && !w->flushing)
 		t = now;
 	t -= now;
 	return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
@@ -492,12 +503,14 @@ static void run(struct worker *w)
 		if (!w->flushing)
 			w->want_tasks = 0;
 		/* renew before claiming: after an outage, a job of ours must not look abandoned */
-		if (w->db && !w->flushing && (w->leases_unsure || now >= w->next_renew)) {
+		if (w->db && !w->flushing && now >= w->next_renew) {
 			w->next_renew = now + w->cfg->lease_time_ms / 3;
 			if (!w->gens || jobs_renew(w->db, w->cfg, w->name, w->gens) == 0)
 				w->leases_unsure = 0;
 			else if (PQstatus(w->db) != CONNECTION_OK)
 				db_lost(w);
+			else
+				w->next_renew = now + 1000;	/* a failing query: again in a second, not every turn */
 		}
 		if (w->db && !w->flushing && !w->leases_unsure && !stop_signal &&
 		    (w->want_claim || now >= w->next_claim))

@@ -422,12 +422,15 @@ static struct json_object *news_json(const struct task *t)
 /*
  * Writes the news of task one, or of every dirty task (one NULL), in one
  * mjs.update_tasks call. Returns 1 written (and drops what the database says
- * is not ours), 0 nothing to write, -1 failed (the news stays to write).
+ * is not ours), 0 nothing to write, -2 when the database refused the data
+ * itself (db_data_refused), -1 when it failed otherwise (the news stays to
+ * write).
  */
 static int write_news(struct task_sched *s, PGconn *db, struct task *one)
 {
 	struct json_object *batch = json_object_new_array();
 	const char *params[2] = { s->worker, NULL };
+	char state[6];
 	PGresult *res;
 
 	for (struct task *t = one ? one : s->list; t; t = one ? NULL : t->next)
@@ -438,10 +441,10 @@ static int write_news(struct task_sched *s, PGconn *db, struct task *one)
 		return 0;
 	}
 	params[1] = json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	res = db_exec(db, SQL_UPDATE, 2, params);
+	res = db_exec_state(db, SQL_UPDATE, 2, params, state);
 	json_object_put(batch);
 	if (!res)
-		return -1;
+		return db_data_refused(state) ? -2 : -1;
 	for (struct task *t = one ? one : s->list; t; t = one ? NULL : t->next) {
 		t->dirty = 0;
 		t->new_upstream_id = 0;
@@ -459,24 +462,23 @@ static int write_news(struct task_sched *s, PGconn *db, struct task *one)
 }
 
 /*
- * One write per tick carries every task with news. When it fails while the
- * connection is fine, one task's news could not be stored: each is written
- * alone, and a task whose news still fails is failed with a reason of ours
- * (or, if even that fails, dropped), so one bad answer never stops the others.
- * Returns 0, or -1 when the database is not reachable.
+ * One write per tick carries every task with news. When the database refuses
+ * its data (not a passing failure: a deadlock or a failover only backs off),
+ * one task's news cannot be stored: each is written alone, and a task whose
+ * news is still refused is failed with a reason of ours (or, if even that is
+ * refused, dropped), so one bad answer never stops the others. Returns 0, or
+ * -1 when the write failed otherwise (the caller backs off).
  */
 static int flush(struct task_sched *s, PGconn *db)
 {
 	int rc = write_news(s, db, NULL);
 
-	if (rc >= 0)
-		return 0;
-	if (PQstatus(db) != CONNECTION_OK)
-		return -1;
+	if (rc != -2)
+		return rc < 0 ? -1 : 0;
 	for (struct task *t = s->list; t; t = t->next) {
-		if (!t->dirty || write_news(s, db, t) >= 0)
+		if (!t->dirty || (rc = write_news(s, db, t)) >= 0)
 			continue;
-		if (PQstatus(db) != CONNECTION_OK)
+		if (rc == -1)
 			return -1;
 		log_warn("task write refused id=%s status=%s reason=\"its news could not be stored; failing it\"",
 			 t->id, t->status);
@@ -484,9 +486,9 @@ static int flush(struct task_sched *s, PGconn *db)
 		t->new_upstream_id = 0;
 		snprintf(t->error, sizeof(t->error), "the %s upstream sent an answer that could not be stored",
 			 t->video ? "video" : "image");
-		if (write_news(s, db, t) < 0) {
-			if (PQstatus(db) != CONNECTION_OK)
-				return -1;
+		if ((rc = write_news(s, db, t)) == -1)
+			return -1;
+		if (rc == -2) {
 			log_error("task dropped id=%s reason=\"not even its failure could be stored\"", t->id);
 			t->gone = 1;
 			t->dirty = 0;
@@ -515,19 +517,26 @@ static void reap(struct task_sched *s, int64_t now)
 	}
 }
 
+/* Only the tasks held here: one dropped here must lapse for another worker to take. */
 static const char SQL_RENEW[] =
 	"UPDATE mjs.tasks SET lease_until = now() + make_interval(secs => $2::double precision) "
-	"WHERE worker = $1 AND status IN ('submitting', 'processing') RETURNING id";
+	"WHERE worker = $1 AND status IN ('submitting', 'processing') AND id = ANY($3::uuid[]) RETURNING id";
 
 /* Renews the leases of the tasks held; returns 0, or -1 when the query failed. */
 static int renew(struct task_sched *s, PGconn *db)
 {
 	char lease[32];
-	const char *params[2] = { s->worker, lease };
+	const char *params[3] = { s->worker, lease, NULL };
+	struct buf ids = { 0 };
 	PGresult *res;
 
 	snprintf(lease, sizeof(lease), "%.3f", s->cfg->lease_time_ms / 1000.0);
-	res = db_exec(db, SQL_RENEW, 2, params);
+	for (struct task *t = s->list; t; t = t->next)
+		if (!t->gone && !is_final(t))
+			buf_array_add(&ids, t->id);
+	params[2] = buf_array_end(&ids);
+	res = db_exec(db, SQL_RENEW, 3, params);
+	buf_free(&ids);
 	if (!res)
 		return -1;
 	for (struct task *t = s->list; t; t = t->next) {
@@ -547,8 +556,11 @@ static int renew(struct task_sched *s, PGconn *db)
 
 void tasks_reconnected(struct task_sched *s)
 {
-	if (s)
-		s->leases_unsure = 1;
+	if (!s)
+		return;
+	s->leases_unsure = 1;
+	s->write_failures = 0;		/* a new connection: write at once */
+	s->write_retry_at = 0;
 }
 
 void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int stopping)
@@ -614,8 +626,11 @@ int64_t tasks_next_due(const struct task_sched *s)
 		return INT64_MAX;
 	t = s->next_claim < s->next_renew ? s->next_claim : s->next_renew;
 	for (const struct task *k = s->list; k; k = k->next) {
-		if (s->write_failures && k->dirty && !k->gone && s->write_retry_at < t)
-			t = s->write_retry_at;	/* news waiting for a write that backs off */
+		/* news waiting for a write that backs off (not once that time is past: the
+		 * next tick writes, or there is no connection and nothing to wait for) */
+		if (s->write_failures && k->dirty && !k->gone && s->write_retry_at < t &&
+		    s->write_retry_at > util_now_ms())
+			t = s->write_retry_at;
 		if (is_final(k) || k->gone)
 			continue;
 		if (k->deadline_at < t)

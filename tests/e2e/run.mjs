@@ -282,6 +282,19 @@ async function scenarios(browser) {
     assert((await A2.page.textContent('#whoami')) === 'alice_' + suffix, 'tab 2 is logged in as the same user');
   });
 
+  await step('security-headers-and-csp', [A1], async () => {
+    // The page runs under the policy (a violation is a console error, which fails any step).
+    const res = await fetch(BASE + '/');
+    const csp = res.headers.get('content-security-policy') || '';
+    for (const want of ["script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src 'none'"]) {
+      assert(csp.includes(want), `the page's Content-Security-Policy has ${want} (got: ${csp})`);
+    }
+    assert(res.headers.get('x-content-type-options') === 'nosniff', 'X-Content-Type-Options: nosniff');
+    assert(res.headers.get('referrer-policy') === 'same-origin', 'Referrer-Policy: same-origin');
+    const api = await fetch(BASE + '/api/healthz');
+    assert(api.headers.get('x-content-type-options') === 'nosniff', 'the API answers with nosniff too');
+  });
+
   await step('new-conversation-in-both-tabs', [A1, A2, B], async () => {
     await A1.page.click('#new-conv');
     convId = await poll(async () => /#\/c\/([0-9a-f-]{36})$/.exec(A1.page.url())?.[1], 'the new conversation to open');

@@ -73,6 +73,7 @@ struct worker {
 	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
+	int64_t next_housekeeping;	/* expired sessions deleted (at start, then every minute) */
 	const char *config_path;	/* re-read on SIGHUP */
 	int config_must_exist;
 };
@@ -371,6 +372,44 @@ static void flush_collect(struct worker *w)
 	}	/* else a passing failure: the same news goes with the next flush */
 }
 
+#define HOUSEKEEPING_MS 60000
+#define SESSIONS_PER_SWEEP 1000
+
+/* Deletes expired sessions at most SESSIONS_PER_SWEEP at a time (the index on expires_at). */
+static const char SQL_EXPIRED_SESSIONS[] =
+	"DELETE FROM mjs.sessions WHERE token_hash IN (SELECT token_hash FROM mjs.sessions "
+	"WHERE expires_at < now() ORDER BY expires_at LIMIT $1)";
+
+/*
+ * Housekeeping nobody else does: expired sessions (a login's row lives until
+ * deleted; a responder ends an expired session's streams by itself). Every
+ * worker does it, on its connection between flushes; a big backlog goes a
+ * batch a minute per worker, more often while batches come back full.
+ */
+static void housekeeping(struct worker *w, int64_t now)
+{
+	char limit[16];
+	const char *params[1] = { limit };
+	PGresult *res;
+	long n;
+
+	if (!w->db || w->flushing || now < w->next_housekeeping)
+		return;
+	snprintf(limit, sizeof(limit), "%d", SESSIONS_PER_SWEEP);
+	res = db_exec(w->db, SQL_EXPIRED_SESSIONS, 1, params);
+	if (!res) {
+		w->next_housekeeping = now + HOUSEKEEPING_MS;
+		if (PQstatus(w->db) != CONNECTION_OK)
+			db_lost(w);
+		return;
+	}
+	n = atol(PQcmdTuples(res));
+	PQclear(res);
+	w->next_housekeeping = now + (n >= SESSIONS_PER_SWEEP ? 1000 : HOUSEKEEPING_MS);
+	if (n > 0)
+		log_info("expired sessions deleted count=%ld", n);
+}
+
 static void aux_lost(struct worker *w)
 {
 	log_warn("worker lost its second database connection (chunk cleanup); reconnecting");
@@ -526,6 +565,7 @@ static void run(struct worker *w)
 			flush_start(w, now);
 		}
 		drops_tick(w, now);
+		housekeeping(w, now);
 		if (stop_signal) {
 			if (!deadline) {
 				deadline = now + w->cfg->shutdown_grace_ms;

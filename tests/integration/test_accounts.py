@@ -214,3 +214,18 @@ def test_a_user_agent_that_is_not_utf8_does_not_break_login():
                                 "ORDER BY created_at DESC LIMIT 1", c.user_id)
         assert stored.startswith('Mozilla/5.0 ????') and len(stored) <= 200, repr(stored[:40])
         assert c.me()['id'] == c.user_id
+
+
+def test_expired_sessions_are_deleted_by_the_worker():
+    """The worker deletes expired sessions (at start, then every minute): a session past
+    its expiry is gone shortly after a worker starts; a live one stays."""
+    with mjs.Client() as c:
+        c.signup()
+        mjs.psql("""
+            INSERT INTO mjs.sessions (token_hash, user_id, expires_at)
+            VALUES (sha256(convert_to('expired-test-token', 'UTF8')), :'p1', now() - interval '1 day')""", c.user_id)
+        count = "SELECT count(*) FROM mjs.sessions WHERE token_hash = sha256(convert_to('expired-test-token', 'UTF8'))"
+        assert mjs.psql_value(count) == '1'
+        with mjs.worker_with(log_level='info'):
+            mjs.wait_until(lambda: mjs.psql_value(count) == '0', 20, 'the expired session to be deleted')
+        assert c.me()['id'] == c.user_id, 'the live session went too'

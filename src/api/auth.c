@@ -161,9 +161,22 @@ out:
 	free(password);
 }
 
+/*
+ * One row whether the user exists or not (so both take the same path): the
+ * user, and the seconds the name is still blocked after failed logins
+ * (sql/011), and whether it has failures to forget on success.
+ */
 static const char SQL_LOGIN_USER[] =
-	"SELECT u.id, u.password_hash, u.disabled, mjs.user_json(u)::text FROM mjs.users u "
-	"WHERE lower(u.username) = lower($1)";
+	"SELECT u.id, u.password_hash, u.disabled, mjs.user_json(u)::text, "
+	"  ceil(extract(epoch FROM f.blocked_until - now()))::integer, f.username IS NOT NULL "
+	"FROM (SELECT lower($1) AS name) n "
+	"LEFT JOIN mjs.users u ON lower(u.username) = n.name "
+	"LEFT JOIN mjs.login_failures f ON f.username = n.name";
+
+static const char SQL_LOGIN_FAILED[] =
+	"SELECT mjs.login_failed($1, $2, make_interval(secs => $3::double precision))";
+
+static const char SQL_LOGIN_FORGET[] = "DELETE FROM mjs.login_failures WHERE username = lower($1)";
 
 static const char SQL_LOGIN_SESSION[] =
 	"INSERT INTO mjs.sessions (token_hash, user_id, expires_at, user_agent, remote_addr) "
@@ -186,17 +199,41 @@ void auth_login(struct call *c)
 	}
 	if (!res)
 		goto out;
-	if (PQntuples(res) != 1) {
+	if (!PQgetisnull(res, 0, 4) && atoi(PQgetvalue(res, 0, 4)) > 0) {
+		/* blocked after failed logins: answered before any hashing, for any name alike */
+		int secs = atoi(PQgetvalue(res, 0, 4));
+		char msg[160];
+		snprintf(msg, sizeof(msg), "too many failed logins for this username; try again in %d s", secs);
+		http_error(c->resp, 429, "too_many_failures", msg);
+		http_header(c->resp, "Retry-After: %d", secs);
+		log_info("login refused username=%s reason=\"blocked after failed logins\" retry_s=%d", username, secs);
+		goto out;
+	}
+	if (PQgetisnull(res, 0, 0)) {
 		password_waste(password);
 		ok = 0;
 	} else {
 		ok = password_check(password, PQgetvalue(res, 0, 1)) && PQgetvalue(res, 0, 2)[0] == 'f';
 	}
 	if (!ok) {
-		log_info("login failed username=%s remote=%s", username,
-			 c->req->remote_addr ? c->req->remote_addr : "-");
+		char free_s[16], max_s[24];
+		const char *params[3] = { username, free_s, max_s };
+		PGresult *f;
+		snprintf(free_s, sizeof(free_s), "%d", c->app->cfg->login_failures_free);
+		snprintf(max_s, sizeof(max_s), "%.3f", c->app->cfg->login_block_max_ms / 1000.0);
+		f = call_exec(c, SQL_LOGIN_FAILED, 3, params);
+		if (!f)
+			goto out;
+		log_info("login failed username=%s remote=%s blocked_s=%s", username,
+			 c->req->remote_addr ? c->req->remote_addr : "-", PQgetvalue(f, 0, 0));
+		PQclear(f);
 		http_error(c->resp, 401, "invalid_credentials", "wrong username or password");
 		goto out;
+	}
+	if (PQgetvalue(res, 0, 5)[0] == 't') {
+		const char *params[1] = { username };
+		if (db_command(c->db, SQL_LOGIN_FORGET, 1, params) < 0)
+			goto out;
 	}
 	if (util_random_bytes(raw, sizeof(raw)) < 0) {
 		http_error(c->resp, 500, "internal", "no randomness available");

@@ -41,6 +41,8 @@ static const struct key keys[] = {
 	{ "session_ttl", T_DURATION_S, OFF(session_ttl_s), "30d", 60, 10LL * 365 * 86400 },
 	{ "cookie_secure", T_BOOL, OFF(cookie_secure), "no", 0, 0 },
 	{ "allow_registration", T_BOOL, OFF(allow_registration), "yes", 0, 0 },
+	{ "login_failures_free", T_INT, OFF(login_failures_free), "5", 1, 1000 },
+	{ "login_block_max", T_DURATION, OFF(login_block_max_ms), "15min", 1000, 86400000 },
 	{ "public_origin", T_STRING, OFF(public_origin), "", 0, 0 },
 	{ "chat_url", T_STRING, OFF(chat_url), "", 0, 0 },
 	{ "chat_api_key", T_STRING, OFF(chat_api_key), "", 0, 0 },

@@ -32,6 +32,8 @@ struct config {
 	int session_ttl_s;
 	int cookie_secure;
 	int allow_registration;
+	int login_failures_free;	/* failed logins in a row before a name is blocked */
+	int login_block_max_ms;
 	char *public_origin;
 	/* mjs-worker */
 	char *chat_url;

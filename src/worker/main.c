@@ -375,6 +375,10 @@ static void flush_collect(struct worker *w)
 #define HOUSEKEEPING_MS 60000
 #define SESSIONS_PER_SWEEP 1000
 
+/* Failed logins a day old count no more (sql/011). */
+static const char SQL_OLD_LOGIN_FAILURES[] =
+	"DELETE FROM mjs.login_failures WHERE last_failed_at < now() - interval '1 day'";
+
 /* Deletes expired sessions at most SESSIONS_PER_SWEEP at a time (the index on expires_at). */
 static const char SQL_EXPIRED_SESSIONS[] =
 	"DELETE FROM mjs.sessions WHERE token_hash IN (SELECT token_hash FROM mjs.sessions "
@@ -406,6 +410,10 @@ static void housekeeping(struct worker *w, int64_t now)
 	n = atol(PQcmdTuples(res));
 	PQclear(res);
 	w->next_housekeeping = now + (n >= SESSIONS_PER_SWEEP ? 1000 : HOUSEKEEPING_MS);
+	if (db_command(w->db, SQL_OLD_LOGIN_FAILURES, 0, NULL) < 0 && PQstatus(w->db) != CONNECTION_OK) {
+		db_lost(w);
+		return;
+	}
 	if (n > 0)
 		log_info("expired sessions deleted count=%ld", n);
 }

@@ -74,6 +74,8 @@ START_TEST(test_defaults_match_the_key_table)
 	ck_assert_int_eq(cfg.session_ttl_s, 30 * 86400);
 	ck_assert_int_eq(cfg.cookie_secure, 0);
 	ck_assert_int_eq(cfg.allow_registration, 1);
+	ck_assert_int_eq(cfg.login_failures_free, 5);
+	ck_assert_int_eq(cfg.login_block_max_ms, 900000);
 	ck_assert_str_eq(cfg.public_origin, "");
 	ck_assert_str_eq(cfg.chat_url, "");
 	ck_assert_str_eq(cfg.chat_api_key, "");

@@ -296,12 +296,6 @@ static int stream_reset(struct hub *h, struct stream *s, int64_t head)
 }
 
 /*
- * One page of catch-up: the user's head and the events after last_seq, in one
- * snapshot. Returns 0; 1 when the next event waits for room in the queue (the
- * stream goes on once nginx has taken what is queued); -1 when the database
- * failed (the stream stays in catch-up and resumes after reconnect).
- */
-/*
  * A page holds at most $3 events and, past its first, $4 bytes of data (what
  * the queue has room for: a page of large events is not read for one or two
  * of them); total is how many the page had before the byte cap. The sizes are
@@ -317,6 +311,13 @@ static const char SQL_CATCH_UP[] =
 	"  WHERE x.upto <= $4 OR x.rn = 1) e ON true "
 	"WHERE u.id = $1 ORDER BY e.seq";
 
+/*
+ * One page of catch-up: the user's head and the events after last_seq, in one
+ * snapshot. Returns 0; 1 when the next event waits for room in the queue (the
+ * stream goes on once nginx has taken what is queued); -1 when the database
+ * failed (the stream stays in catch-up and resumes after reconnect, or after
+ * the pause of a failed query on a live connection).
+ */
 static int catch_up_page(struct hub *h, struct stream *s)
 {
 	char after[24], limit[16], room[24];
@@ -380,6 +381,12 @@ static int catch_up_page(struct hub *h, struct stream *s)
 	}
 	PQclear(res);
 	return rc;
+}
+
+/* A catch-up query failed on a live connection a moment ago: wait (keepalive_tick resumes). */
+static int catch_up_paused(const struct hub *h)
+{
+	return h->catch_up_pause_until && util_now_ms() < h->catch_up_pause_until;
 }
 
 static void stream_catch_up(struct hub *h, struct stream *s)
@@ -578,13 +585,13 @@ static void recheck_sessions(struct hub *h)
 	PGresult *res;
 	int n = 0, ended = 0;
 
+	if (!h->all)
+		return;
 	for (struct stream *s = h->all; s; s = s->all_next) {
 		char id[24];
 		snprintf(id, sizeof(id), "%lld", (long long)s->session_id);
 		buf_array_add(&ids, id);
 	}
-	if (!h->all)
-		return;
 	params[0] = buf_array_end(&ids);
 	res = db_exec(h->db, SQL_LIVE_SESSIONS, 1, params);
 	buf_free(&ids);
@@ -719,7 +726,7 @@ static void keepalive_tick(struct hub *h, int64_t now)
 			stream_kill(h, s, "stalled");
 			continue;
 		}
-		if (s->catching_up && !s->want_out && now >= h->catch_up_pause_until)
+		if (s->catching_up && !s->want_out && !catch_up_paused(h))
 			mark_dirty(h, s);	/* catch-up paused after a failed query: go on */
 		if (now - s->last_write_ms >= h->cfg->keepalive_interval_ms && pending_bytes(s) == 0) {
 			stream_queue(h, s, ka, sizeof(ka) - 1);
@@ -737,7 +744,6 @@ static void process_dirty(struct hub *h)
 {
 	struct stream *list = h->dirty;
 	size_t low_water = h->cfg->stream_queue_max / 2;
-	int paused = util_now_ms() < h->catch_up_pause_until;
 
 	h->dirty = NULL;
 	while (list) {
@@ -749,14 +755,14 @@ static void process_dirty(struct hub *h)
 			h->dead = s;
 			continue;
 		}
-		if (s->catching_up && pending_bytes(s) < low_water && !paused)
+		if (s->catching_up && pending_bytes(s) < low_water && !catch_up_paused(h))
 			stream_catch_up(h, s);
 		if (!s->dead)
 			stream_flush(h, s);
 		/* killed just now while not dirty: stream_kill put it on the dead list already */
 		if (s->dead)
 			continue;
-		if (s->catching_up && h->db && !s->want_out && !paused && util_now_ms() >= h->catch_up_pause_until)
+		if (s->catching_up && h->db && !s->want_out && !catch_up_paused(h))
 			mark_dirty(h, s);
 	}
 }

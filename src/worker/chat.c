@@ -25,6 +25,14 @@ void gen_set_status(struct gen *g, const char *status, const char *error)
 	g->dirty = 1;
 }
 
+struct gen *gen_find(struct gen *list, const char *id)
+{
+	for (; list; list = list->next)
+		if (!strcmp(list->id, id))
+			return list;
+	return NULL;
+}
+
 /* Bytes of the first chars characters of the valid UTF-8 text s[0..len). */
 static size_t utf8_prefix(const char *s, size_t len, long chars)
 {

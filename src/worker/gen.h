@@ -64,4 +64,7 @@ struct gen {
 /* Sets the status to flush next; a final status also ends the gen after the flush. */
 void gen_set_status(struct gen *g, const char *status, const char *error);
 
+/* The gen of message id in list, or NULL. */
+struct gen *gen_find(struct gen *list, const char *id);
+
 #endif

@@ -15,15 +15,7 @@ static const char SQL_CLAIM[] =
 	"SELECT message_id, user_id, conversation_id, model, attempts, status, content_chars, "
 	"stop_requested, recovered FROM mjs.claim_generations($1, $2, make_interval(secs => $3::double precision))";
 
-static int gen_held(const struct gen *held, const char *id)
-{
-	for (; held; held = held->next)
-		if (!strcmp(held->id, id))
-			return 1;
-	return 0;
-}
-
-int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, const struct gen *held,
+int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen *held,
 	       struct gen **list)
 {
 	char lim[16], lease[32];
@@ -42,7 +34,7 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 		int recovered = PQgetvalue(res, i, 8)[0] == 't';
 		const char *status = PQgetvalue(res, i, 5);
 
-		if (gen_held(held, PQgetvalue(res, i, 0))) {
+		if (gen_find(held, PQgetvalue(res, i, 0))) {
 			log_warn("generation already held id=%s reason=\"claimed back after its lease ran out here\"",
 				 PQgetvalue(res, i, 0));
 			continue;

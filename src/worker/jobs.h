@@ -23,7 +23,7 @@
  * Returns the number claimed, or -1. Renew the leases of held first
  * (jobs_renew), or a job whose lease ran out here would come back as abandoned.
  */
-int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, const struct gen *held,
+int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int limit, struct gen *held,
 	       struct gen **list);
 
 /*

@@ -65,8 +65,7 @@ struct worker {
 	int running;		/* gens in the list */
 	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
 	int leases_unsure;	/* reconnected: renew the leases of the gens held before any claim */
-	/* a flush failed on a healthy connection: gens are written one per flush
-	 * until each has been, so one that cannot be stored fails alone */
+	/* the database refused a flush's data: finding the gen (flush_refused) */
 	int isolating;
 	int isolate_turn;	/* alternates: a suspect alone, then the others */
 	char isolating_id[37];	/* the gen the flush in flight carries alone, or "" */
@@ -256,15 +255,6 @@ static void drop_finished(struct worker *w)
 	}
 }
 
-/* Sends the tick's flush; the next one is due flush_interval after this one started. */
-static struct gen *gen_by_id(struct worker *w, const char *id)
-{
-	for (struct gen *g = w->gens; g; g = g->next)
-		if (!strcmp(g->id, id))
-			return g;
-	return NULL;
-}
-
 /* While isolating: the next suspect with something to write, or NULL. */
 static struct gen *next_suspect(struct worker *w)
 {
@@ -297,7 +287,7 @@ static void flush_refused(struct worker *w)
 				g->suspect = 1;
 		return;
 	}
-	g = gen_by_id(w, w->isolating_id);
+	g = gen_find(w->gens, w->isolating_id);
 	if (!g)
 		return;
 	if (++g->write_failures == 1) {
@@ -318,6 +308,7 @@ static void flush_refused(struct worker *w)
 	}
 }
 
+/* Sends the tick's flush; the next one is due flush_interval after this one started. */
 static void flush_start(struct worker *w, int64_t now)
 {
 	struct gen *only = NULL;
@@ -362,7 +353,7 @@ static void flush_collect(struct worker *w)
 	w->flushing = 0;
 	if (rc > 0) {
 		struct gen *g;
-		if (w->isolating_id[0] && (g = gen_by_id(w, w->isolating_id)) != NULL)
+		if (w->isolating_id[0] && (g = gen_find(w->gens, w->isolating_id)) != NULL)
 			g->suspect = 0;
 		drop_finished(w);
 	} else if (PQstatus(w->db) != CONNECTION_OK) {

@@ -120,6 +120,24 @@ test('a later page only adds, and brings back what the first page dropped', () =
   assert.deepEqual(ids(m), ['e', 'a', 'b', 'd']);
 });
 
+test('the pages of one load settle in order, the first as the whole; forget drops what a 404 says is gone', () => {
+  const m = new Mirror(byCreatedDesc);
+  m.put({ id: 'old', created_at: '0' }, 1);
+  const t = m.begin();
+  const holes = m.settlePages(t, [{ items: [{ id: 'b', created_at: '2' }], seq: 5 },
+    { items: [{ id: 'a', created_at: '1' }], seq: 6 }]);
+  m.end(t);
+  assert.deepEqual([holes, ids(m)], [[], ['b', 'a']]);
+  const stale = m.begin();
+  m.clear();
+  assert.equal(m.settlePages(stale, [{ items: [], seq: 7 }]), null);
+  m.put({ id: 'x', created_at: '3' }, 8);
+  const w = m.begin();
+  assert.equal(m.forget('x'), true);
+  assert.equal(m.put({ id: 'x', created_at: '3' }, 8), false, 'an answer as old as what was held does not bring it back');
+  m.end(w);
+});
+
 test('the order is the server\'s, not the arrival\'s', () => {
   const m = new Mirror(byCreated);
   m.put({ id: 'y', created_at: '2026-01-01T00:00:00.000002Z' }, 2);

@@ -90,14 +90,16 @@ async function deleteConv(c) {
   try {
     await apiInto(convs, 'DELETE', '/conversations/' + c.id, undefined, (_, seq) => removeConv(c.id, false, seq));
   } catch (e) {
-    if (e.status === 404) removeConv(c.id, false, convs.seqOf(c.id) || 0);
+    if (e.status === 404) removeConv(c.id, false);
     else showNotice('Could not delete the conversation: ' + e.message);
   }
 }
 
-// Conversation id was deleted at event seq (elsewhere: not by this tab).
+// Conversation id was deleted at event seq (elsewhere: not by this tab); no
+// seq: the server said it is gone (a 404).
 function removeConv(id, elsewhere, seq) {
-  if (!convs.remove(id, seq) && id !== currentId) return;
+  const held = seq === undefined ? convs.forget(id) : convs.remove(id, seq);
+  if (!held && id !== currentId) return;
   if (renamingId === id) renamingId = null;
   if (id === currentId) {
     if (elsewhere) showNotice('This conversation was deleted in another tab or device.');
@@ -223,18 +225,13 @@ function updateMessage(id) {
 // the stream delivered meanwhile. Returns true when text showed a hole.
 async function loadMessages(convId) {
   const ticket = msgs.begin();
-  let hole = false;
   try {
-    const pages = await listPages('/conversations/' + convId + '/messages?limit=200');
-    pages.forEach(({ items, seq }, i) => {
-      const holes = msgs.settle(ticket, seq, items, i === 0);
-      if (holes && holes.length) hole = true;
-    });
-    if (msgs.current(ticket)) renderMessages();
+    const holes = msgs.settlePages(ticket, await listPages('/conversations/' + convId + '/messages?limit=200'));
+    if (holes) renderMessages();
+    return !!(holes && holes.length);
   } finally {
     msgs.end(ticket);
   }
-  return hole;
 }
 
 // Reloads the open conversation's messages; coalesces calls made meanwhile.
@@ -249,7 +246,7 @@ async function reloadMessages() {
         if (await loadMessages(id)) reloadAgain = true;
       } catch (e) {
         if (id !== currentId) continue;   // another conversation opened meanwhile
-        if (e.status === 404) removeConv(id, true, convs.seqOf(id) || 0);
+        if (e.status === 404) removeConv(id, true);
         else showNotice('Could not load the messages: ' + e.message);
       }
     } while (reloadAgain);
@@ -299,14 +296,14 @@ async function deleteMessage(id) {
     await apiInto(msgs, 'DELETE', '/messages/' + id, undefined, (_, seq) => dropMessage(id, seq));
   } catch (e) {
     if (e.status === 409) showNotice('This reply is still being generated: stop it or wait until it finishes, then delete it.');
-    else if (e.status === 404) dropMessage(id, msgs.seqOf(id) || 0);
+    else if (e.status === 404) dropMessage(id);
     else showNotice('Could not delete the message: ' + e.message);
   }
 }
 
-// Message id was deleted at event seq.
+// Message id was deleted at event seq; no seq: the server said it is gone (a 404).
 function dropMessage(id, seq) {
-  if (!msgs.remove(id, seq)) return;
+  if (!(seq === undefined ? msgs.forget(id) : msgs.remove(id, seq))) return;
   if (editingId === id) editingId = null;
   const n = nodes.get(id);
   if (n) n.li.remove();
@@ -393,8 +390,7 @@ export function dispatch(type, data, seq) {
 export async function loadConversations() {
   const ticket = convs.begin();
   try {
-    const pages = await listPages('/conversations?limit=200');
-    pages.forEach(({ items, seq }, i) => convs.settle(ticket, seq, items, i === 0));
+    convs.settlePages(ticket, await listPages('/conversations?limit=200'));
   } finally {
     convs.end(ticket);
   }
@@ -406,7 +402,7 @@ export async function reload() {
   await loadConversations();
   if (currentId) {
     if (convs.get(currentId)) await reloadMessages();
-    else removeConv(currentId, true, 0);
+    else removeConv(currentId, true);
   }
 }
 

@@ -149,6 +149,12 @@ export class Mirror {
     if (!g || g.seq < seq) this.gone.set(id, { seq, mark: this.nextTicket });
   }
 
+  // The server said id is gone (a 404) without saying when: dropped as of the
+  // state held.
+  forget(id) {
+    return this.remove(id, this.seqOf(id) || 0);
+  }
+
   // text appended to obj[field] at seq, starting at code point offset (a
   // message.delta). Returns 'applied', 'seen' (already held), 'unknown' (no such
   // object held: a load in flight will have it, else the caller must reload) or
@@ -210,6 +216,19 @@ export class Mirror {
       if (r.op === 'put') this.putAt(r.args[0], r.seq);
       else if (r.op === 'remove') this.removeAt(r.args[0], r.seq);
       else if (this.appendAt(r.args[0], r.seq, ...r.args.slice(1)) === 'hole') holes.push(r.args[0]);
+    }
+    return holes;
+  }
+
+  // Every page of one list load (api.js listPages: [{items, seq}]) settled in
+  // order, the first as the whole collection. Returns the ids whose text showed
+  // a hole, or null when the ticket is stale.
+  settlePages(ticket, pages) {
+    const holes = [];
+    for (const [i, { items, seq }] of pages.entries()) {
+      const h = this.settle(ticket, seq, items, i === 0);
+      if (h === null) return null;
+      holes.push(...h);
     }
     return holes;
   }

@@ -158,7 +158,7 @@ async function moveToTrash(id, seq) {
   try {
     await apiInto(both, 'GET', '/tasks/' + id, undefined, put);
   } catch (e) {
-    if (e.status === 404) { trash.remove(id, trash.seqOf(id) || 0); render(); }
+    if (e.status === 404) { trash.forget(id); render(); }
   }
 }
 

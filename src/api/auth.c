@@ -60,7 +60,7 @@ int auth_require_session(struct call *c)
 		http_error(c->resp, 401, "unauthorized", "log in first");
 		return -1;
 	}
-	res = call_exec(c, SQL_SESSION, 1, params);
+	res = call_read(c, SQL_SESSION, 1, params);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -195,7 +195,7 @@ void auth_login(struct call *c)
 		return;
 	{
 		const char *params[1] = { username };
-		res = call_exec(c, SQL_LOGIN_USER, 1, params);
+		res = call_read(c, SQL_LOGIN_USER, 1, params);
 	}
 	if (!res)
 		goto out;

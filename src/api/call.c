@@ -28,13 +28,26 @@ PGconn *call_db(struct call *c)
 	return c->db;
 }
 
-PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *const *params)
+/*
+ * Runs sql; with may_retry, a pooled connection the database dropped (a
+ * restart, a failover), found dead only when used, is reconnected and the
+ * statement goes again, once. Only for a read: a write may have committed
+ * before its connection went, so it answers 503 and the client retries.
+ */
+static PGresult *exec(struct call *c, const char *sql, int nparams, const char *const *params, int may_retry)
 {
 	PGresult *res;
 
 	if (!call_db(c))
 		return NULL;
 	res = db_exec(c->db, sql, nparams, params);
+	if (!res && may_retry && PQstatus(c->db) != CONNECTION_OK) {
+		PQreset(c->db);
+		if (PQstatus(c->db) == CONNECTION_OK) {
+			log_info("db connection of the pool reconnected; the read goes again");
+			res = db_exec(c->db, sql, nparams, params);
+		}
+	}
 	if (!res) {
 		if (PQstatus(c->db) != CONNECTION_OK)
 			http_error(c->resp, 503, "unavailable", "database connection lost; retry");
@@ -42,6 +55,16 @@ PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *co
 			http_error(c->resp, 500, "internal", "internal error; see the server log");
 	}
 	return res;
+}
+
+PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *const *params)
+{
+	return exec(c, sql, nparams, params, !strcmp(c->req->method ? c->req->method : "GET", "GET"));
+}
+
+PGresult *call_read(struct call *c, const char *sql, int nparams, const char *const *params)
+{
+	return exec(c, sql, nparams, params, 1);
 }
 
 void call_invalid(struct call *c, const char *message)

@@ -45,9 +45,13 @@ PGconn *call_db(struct call *c);
 
 /*
  * Runs a statement for a handler. On failure sets a 503 (database unreachable) or
- * 500 response and returns NULL; the caller just returns.
+ * 500 response and returns NULL; the caller just returns. In a GET, a pooled
+ * connection the database dropped is reconnected and the statement runs again,
+ * once; call_read does the same for a read-only statement of any request (the
+ * session check).
  */
 PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *const *params);
+PGresult *call_read(struct call *c, const char *sql, int nparams, const char *const *params);
 
 /* Sets a 422 response. */
 void call_invalid(struct call *c, const char *message);

@@ -433,6 +433,10 @@ mjs_write_conf() {
 	video_api_key = dev
 	task_poll_interval = 200ms
 	EOF
+	# more keys for this stack (bench/run lifts the per-user caps this way)
+	if [ -n "${MJS_CONF_EXTRA:-}" ]; then
+		printf '# MJS_CONF_EXTRA\n%s\n' "$MJS_CONF_EXTRA" >>"$MJS_CONF.new" || return 1
+	fi
 	mv "$MJS_CONF.new" "$MJS_CONF"
 }
 

@@ -12,6 +12,7 @@
 #include "common/log.h"
 
 #include <fcgiapp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,19 @@ PGresult *call_read(struct call *c, const char *sql, int nparams, const char *co
 void call_invalid(struct call *c, const char *message)
 {
 	http_error(c->resp, 422, "invalid_field", message);
+}
+
+void call_over_cap(struct call *c, const char *code, int retry_s, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_error(c->resp, 429, code, msg);
+	http_header(c->resp, "Retry-After: %d", retry_s);
+	log_info("request refused user=%s reason=%s", c->user_id, code);
 }
 
 static const char *param(FCGX_Request *fr, const char *name)

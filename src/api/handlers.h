@@ -56,6 +56,15 @@ PGresult *call_read(struct call *c, const char *sql, int nparams, const char *co
 /* Sets a 422 response. */
 void call_invalid(struct call *c, const char *message);
 
+/* Retry-After of a request over a per-user cap (mjs.conf(5)): about when a slot frees. */
+#define LIMIT_RETRY_REPLY_S 5
+#define LIMIT_RETRY_TASK_S 15
+#define LIMIT_RETRY_STREAM_S 30
+
+/* Sets a 429 response with Retry-After for a per-user cap, and logs who hit it. */
+void call_over_cap(struct call *c, const char *code, int retry_s, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 void auth_register(struct call *c);
 void auth_login(struct call *c);
 void auth_logout(struct call *c);

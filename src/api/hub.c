@@ -75,14 +75,22 @@ struct user {
 	struct user *hnext;
 };
 
+/* A user's streams in this process, for max_streams_per_user (under hub.lock). */
+struct seat {
+	char id[37];
+	int n;
+	struct seat *next;
+};
+
 struct hub {
 	const struct config *cfg;
 	pthread_t thread;
 	int epfd;
 	int wakefd;
-	pthread_mutex_t lock;		/* guards pending and stopping */
+	pthread_mutex_t lock;		/* guards pending, stopping and seats */
 	struct stream *pending;
 	int stopping;
+	struct seat *seats[HUB_BUCKETS];
 	atomic_int nstreams;
 	PGconn *db;
 	int db_fd;
@@ -154,6 +162,68 @@ static void user_drop_if_empty(struct hub *h, struct user *u)
 	}
 }
 
+int hub_seat_take(struct hub *h, const char *user_id)
+{
+	unsigned b = hash_id(user_id);
+	struct seat *st;
+	int rc = -1;
+
+	pthread_mutex_lock(&h->lock);
+	for (st = h->seats[b]; st && strcmp(st->id, user_id); st = st->next)
+		;
+	if (!st && (st = calloc(1, sizeof(*st)))) {
+		snprintf(st->id, sizeof(st->id), "%s", user_id);
+		st->next = h->seats[b];
+		h->seats[b] = st;
+	}
+	if (st && st->n < h->cfg->max_streams_per_user) {
+		st->n++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+void hub_seat_give(struct hub *h, const char *user_id)
+{
+	struct seat **pp, *st;
+
+	pthread_mutex_lock(&h->lock);
+	for (pp = &h->seats[hash_id(user_id)]; (st = *pp); pp = &st->next) {
+		if (!strcmp(st->id, user_id)) {
+			if (--st->n <= 0) {
+				*pp = st->next;
+				free(st);
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+int hub_capped_users(struct hub *h, char *out, size_t len, int max)
+{
+	size_t used = 0;
+	int count = 0;
+
+	if (len < 3)
+		return 0;
+	out[used++] = '{';
+	pthread_mutex_lock(&h->lock);
+	for (int b = 0; b < HUB_BUCKETS && count < max; b++) {
+		for (struct seat *st = h->seats[b]; st && count < max; st = st->next) {
+			if (st->n < h->cfg->max_streams_per_user || used + 38 >= len)
+				continue;
+			used += (size_t)snprintf(out + used, len - used, "%s%s", count ? "," : "", st->id);
+			count++;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	out[used++] = '}';
+	out[used] = '\0';
+	return count;
+}
+
 static void mark_dirty(struct hub *h, struct stream *s)
 {
 	if (s->dirty || s->dead)
@@ -193,6 +263,7 @@ static void stream_kill(struct hub *h, struct stream *s, const char *reason)
 	}
 	/* a dirty dead stream is freed when the dirty list reaches it */
 	atomic_fetch_sub(&h->nstreams, 1);
+	hub_seat_give(h, s->user_id);
 }
 
 /*
@@ -665,6 +736,7 @@ static void adopt_pending(struct hub *h)
 		if (!s->user || epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
 			log_error("stream adopt failed user=%s", s->user_id);
 			close(s->fd);
+			hub_seat_give(h, s->user_id);
 			free(s);
 			atomic_fetch_sub(&h->nstreams, 1);
 			continue;
@@ -889,6 +961,11 @@ void hub_stop(struct hub *h)
 			h->buckets[i] = u->hnext;
 			free(u);
 		}
+		while (h->seats[i]) {
+			struct seat *st = h->seats[i];
+			h->seats[i] = st->next;
+			free(st);
+		}
 	}
 	PQfinish(h->db);
 	buf_free(&h->text);
@@ -909,6 +986,7 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 		log_warn("stream refused user=%s reason=\"max_streams reached\" max_streams=%d", user_id,
 			 h->cfg->max_streams);
 		close(fd);
+		hub_seat_give(h, user_id);
 		return -1;
 	}
 	flags = fcntl(fd, F_GETFL);
@@ -917,6 +995,7 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 	if (!s) {
 		atomic_fetch_sub(&h->nstreams, 1);
 		close(fd);
+		hub_seat_give(h, user_id);
 		return -1;
 	}
 	s->fd = fd;

@@ -7,6 +7,7 @@
 #ifndef MJS_HUB_H
 #define MJS_HUB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/config.h"
@@ -26,11 +27,27 @@ struct hub *hub_start(const struct config *cfg);
 void hub_stop(struct hub *hub);
 
 /*
+ * Per-user streams in this process (max_streams_per_user). A stream takes its
+ * user's seat before hub_adopt(): 0, or -1 when the user holds the cap (or out
+ * of memory). From hub_adopt() on the hub gives the seat back when the stream
+ * ends (also when hub_adopt fails); a caller that does not reach hub_adopt
+ * gives it back itself.
+ */
+int hub_seat_take(struct hub *hub, const char *user_id);
+void hub_seat_give(struct hub *hub, const char *user_id);
+
+/*
+ * Writes the users holding max_streams_per_user streams here as a PostgreSQL
+ * uuid[] literal ("{...}"), at most max of them; returns how many.
+ */
+int hub_capped_users(struct hub *hub, char *out, size_t len, int max);
+
+/*
  * Hands over a FastCGI connection whose request is GET /api/events for user_id
  * logged in with session_id (the stream ends when that session is deleted, or
  * when it expires session_left_ms from now).
  * last_event_id < 0 means "from now". fd must be HUB_STREAM_FD_FLOOR or above.
- * The hub owns fd from here on, even on failure.
+ * The hub owns fd and the user's seat from here on, even on failure.
  * Returns 0, or -1 when the process holds max_streams already (fd is closed).
  */
 int hub_adopt(struct hub *hub, int fd, uint16_t request_id, const char *user_id, int64_t session_id,

@@ -118,9 +118,11 @@ struct heartbeat {
 };
 
 static const char SQL_HEARTBEAT[] =
-	"INSERT INTO mjs.responders (name, host, pid, listen, streams) VALUES ($1, $2, $3, $4, $5) "
+	"INSERT INTO mjs.responders (name, host, pid, listen, streams, capped_users) "
+	"VALUES ($1, $2, $3, $4, $5, $6) "
 	"ON CONFLICT (name) DO UPDATE SET listen = EXCLUDED.listen, streams = EXCLUDED.streams, "
-	"heartbeat_at = now()";
+	"capped_users = EXCLUDED.capped_users, heartbeat_at = now()";
+#define HEARTBEAT_CAPPED_MAX 100	/* users at max_streams_per_user listed per heartbeat */
 static const char SQL_HEARTBEAT_GONE[] = "DELETE FROM mjs.responders WHERE name = $1";
 /* rows of responders that died long ago; a live one rewrites its row every HEARTBEAT_S */
 static const char SQL_HEARTBEAT_SWEEP[] =
@@ -138,19 +140,20 @@ static void heartbeat_init(struct heartbeat *hb)
 /* One heartbeat (or, with gone, the row's removal). Failures are logged by db_exec. */
 static void heartbeat_write(struct app *app, const struct heartbeat *hb, int gone, int sweep)
 {
-	char streams[16];
-	const char *params[5] = { hb->name, hb->host, hb->pid, app->cfg->listen, streams };
+	char streams[16], capped[HEARTBEAT_CAPPED_MAX * 37 + 3];
+	const char *params[6] = { hb->name, hb->host, hb->pid, app->cfg->listen, streams, capped };
 	PGconn *db = db_pool_get(app->pool, 1000);
 
 	if (!db)
 		return;
 	snprintf(streams, sizeof(streams), "%d", hub_stream_count(app->hub));
+	hub_capped_users(app->hub, capped, sizeof(capped), HEARTBEAT_CAPPED_MAX);
 	if (sweep)
 		db_command(db, SQL_HEARTBEAT_SWEEP, 0, NULL);
 	if (gone)
 		db_command(db, SQL_HEARTBEAT_GONE, 1, params);
 	else
-		db_command(db, SQL_HEARTBEAT, 5, params);
+		db_command(db, SQL_HEARTBEAT, 6, params);
 	db_pool_put(app->pool, db);
 }
 

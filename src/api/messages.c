@@ -35,12 +35,15 @@ void messages_list(struct call *c)
 	page_respond(c, res, &p);
 }
 
-static const char SQL_SEND[] = "SELECT body::text, event_seq FROM mjs.send_message($1, $2, $3, $4)";
+/* sql/012: refused (open_replies set, nothing changed) at max_replies_per_user */
+static const char SQL_SEND[] =
+	"SELECT body::text, event_seq, open_replies FROM mjs.send_message($1, $2, $3, $4, $5)";
 
 void messages_send(struct call *c)
 {
 	char *content = NULL, *model = NULL, err[160];
-	const char *params[4] = { c->user_id, c->params[0], NULL, NULL };
+	char cap[16];
+	const char *params[5] = { c->user_id, c->params[0], NULL, NULL, cap };
 	enum json_field_rc rc;
 	PGresult *res;
 
@@ -59,9 +62,15 @@ void messages_send(struct call *c)
 		goto invalid;
 	params[2] = content;
 	params[3] = model ? model : (c->app->cfg->chat_model[0] ? c->app->cfg->chat_model : "default");
-	res = call_exec(c, SQL_SEND, 4, params);
+	snprintf(cap, sizeof(cap), "%d", c->app->cfg->max_replies_per_user);
+	res = call_exec(c, SQL_SEND, 5, params);
 	if (res) {
-		if (PQgetisnull(res, 0, 0)) {
+		if (!PQgetisnull(res, 0, 2)) {
+			call_over_cap(c, "too_many_replies", LIMIT_RETRY_REPLY_S,
+				      "you have %d replies queued or generating (the limit is %d); "
+				      "wait for one to finish or stop one", atoi(PQgetvalue(res, 0, 2)),
+				      c->app->cfg->max_replies_per_user);
+		} else if (PQgetisnull(res, 0, 0)) {
 			http_error(c->resp, 404, "not_found", "no such conversation");
 		} else {
 			http_json(c->resp, 201, PQgetvalue(res, 0, 0));

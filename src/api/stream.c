@@ -38,9 +38,17 @@ void stream_open(struct call *c)
 		http_error(c->resp, 503, "unavailable", "too many open streams on this server; retry later");
 		return;
 	}
+	if (hub_seat_take(c->app->hub, c->user_id) < 0) {
+		call_over_cap(c, "too_many_streams", LIMIT_RETRY_STREAM_S,
+			      "this account has %d live connections to this server (the limit is %d); "
+			      "close some tabs", c->app->cfg->max_streams_per_user,
+			      c->app->cfg->max_streams_per_user);
+		return;
+	}
 	/* a stream's fd must leave the low ones to libfcgi's select() (hub.h) */
 	fd = fcntl(fr->ipcFd, F_DUPFD_CLOEXEC, HUB_STREAM_FD_FLOOR);
 	if (fd < 0) {
+		hub_seat_give(c->app->hub, c->user_id);
 		log_warn("stream refused user=%s reason=\"no descriptor at %d or above: %s\"", c->user_id,
 			 HUB_STREAM_FD_FLOOR, strerror(errno));
 		http_error(c->resp, 503, "unavailable", "the server cannot open more streams now; retry later");

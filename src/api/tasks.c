@@ -124,13 +124,16 @@ static int read_options(struct json_object *body, int video, struct json_object 
 	return 0;
 }
 
-static const char SQL_CREATE[] = "SELECT body::text, event_seq FROM mjs.create_task($1, $2, $3, $4::jsonb)";
+/* sql/012: refused (running_tasks set, nothing changed) at max_tasks_per_user */
+static const char SQL_CREATE[] =
+	"SELECT body::text, event_seq, running_tasks FROM mjs.create_task($1, $2, $3, $4::jsonb, $5)";
 
 void tasks_create(struct call *c)
 {
 	char *kind = NULL, *prompt = NULL, err[160];
 	struct json_object *opts = json_object_new_object();
-	const char *params[4] = { c->user_id, NULL, NULL, NULL };
+	char cap[16];
+	const char *params[5] = { c->user_id, NULL, NULL, NULL, cap };
 	enum json_field_rc rc;
 	PGresult *res;
 
@@ -157,9 +160,14 @@ void tasks_create(struct call *c)
 	params[1] = kind;
 	params[2] = prompt;
 	params[3] = json_object_to_json_string_ext(opts, JSON_C_TO_STRING_PLAIN);
-	res = call_exec(c, SQL_CREATE, 4, params);
+	snprintf(cap, sizeof(cap), "%d", c->app->cfg->max_tasks_per_user);
+	res = call_exec(c, SQL_CREATE, 5, params);
 	if (res) {
-		if (PQgetisnull(res, 0, 0)) {
+		if (!PQgetisnull(res, 0, 2)) {
+			call_over_cap(c, "too_many_tasks", LIMIT_RETRY_TASK_S,
+				      "you have %d tasks in progress (the limit is %d); wait for one to finish",
+				      atoi(PQgetvalue(res, 0, 2)), c->app->cfg->max_tasks_per_user);
+		} else if (PQgetisnull(res, 0, 0)) {
 			http_error(c->resp, 401, "unauthorized", "the session's user no longer exists");
 		} else {
 			http_json(c->resp, 201, PQgetvalue(res, 0, 0));

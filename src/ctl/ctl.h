@@ -104,6 +104,7 @@ int ctl_task_retry(struct ctl *c);
 int ctl_events_prune(struct ctl *c);
 
 int ctl_stats(struct ctl *c);
+int ctl_limits(struct ctl *c);
 int ctl_check(struct ctl *c);
 
 #endif

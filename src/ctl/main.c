@@ -43,6 +43,7 @@ static const struct command commands[] = {
 	{ "events", "prune", 0, 0, OPT_OLDER_THAN | OPT_KEEP, ctl_events_prune,
 	  "--older-than DURATION [--keep N]" },
 	{ "stats", NULL, 0, 0, 0, ctl_stats, "" },
+	{ "limits", NULL, 0, 0, OPT_ALL, ctl_limits, "[--all]" },
 	{ "check", NULL, 0, 0, 0, ctl_check, "" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

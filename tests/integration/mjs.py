@@ -1269,7 +1269,7 @@ class apis_with:
         self.keys = keys
 
     def __enter__(self):
-        conf = stack_conf(self.keys, 'api-test.conf')
+        conf = self.conf = stack_conf(self.keys, 'api-test.conf')
         stack_sh('mjs_stop api-1 api-2')
         start_api(1, conf)
         start_api(2, conf)

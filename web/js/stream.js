@@ -7,8 +7,9 @@
 //   load and the stream is missed; events that repeat what the load showed are
 //   applied idempotently by the handlers.
 // - lastSeq follows the id of every event seen. When the browser itself gives up
-//   (EventSource closed: 401, 503, a proxy's error page) we reopen with
-//   ?last_event_id=lastSeq ourselves, after checking the session.
+//   (EventSource closed: 401, 429 over the per-user stream cap, 503, a proxy's
+//   error page) we reopen with ?last_event_id=lastSeq ourselves, after checking
+//   the session, waiting 2 s, then twice as long after each refusal (at most 30 s).
 // - On `reset`, and when the stream comes back after a long disconnect, the
 //   state is reloaded over REST (the replay would cover a short one).
 
@@ -22,11 +23,13 @@ const TYPES = [
 ];
 const LONG_DISCONNECT_MS = 30000;
 const REOPEN_DELAY_MS = 2000;
+const REOPEN_DELAY_MAX_MS = 30000;  // a server that keeps refusing (429 over the per-user cap, 503)
 
 let source = null;
 let lastSeq = 0;
 let lostAt = 0;
 let reopenTimer = null;
+let reopenDelay = REOPEN_DELAY_MS;
 let hooks = null;
 
 function setIndicator(state) {
@@ -46,6 +49,7 @@ function open() {
   es.onopen = () => {
     if (es !== source) return;
     setIndicator('live');
+    reopenDelay = REOPEN_DELAY_MS;
     const long = lostAt && Date.now() - lostAt > LONG_DISCONNECT_MS;
     lostAt = 0;
     if (long) hooks.reload('the connection was down for a while');
@@ -56,7 +60,8 @@ function open() {
     setIndicator('reconnecting');
     if (es.readyState === EventSource.CLOSED) {
       source = null;
-      reopenTimer = setTimeout(reopen, REOPEN_DELAY_MS);
+      reopenTimer = setTimeout(reopen, reopenDelay);
+      reopenDelay = Math.min(reopenDelay * 2, REOPEN_DELAY_MAX_MS);
     }
   };
   for (const type of TYPES) {
@@ -87,7 +92,7 @@ async function reopen() {
     await api('GET', '/me');
   } catch (e) {
     if (e.status === 401) return;  // api.js has sent the tab to the login form
-    reopenTimer = setTimeout(reopen, REOPEN_DELAY_MS);
+    reopenTimer = setTimeout(reopen, reopenDelay);
     return;
   }
   if (hooks && !source) open();
@@ -99,6 +104,7 @@ export function startStream(seq, handlers) {
   hooks = handlers;
   lastSeq = seq;
   lostAt = 0;
+  reopenDelay = REOPEN_DELAY_MS;
   setIndicator('connecting');
   open();
 }

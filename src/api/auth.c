@@ -18,8 +18,22 @@
 
 void auth_cookie_value(char *out, size_t outlen, const char *token, long long max_age_s, int secure)
 {
-	snprintf(out, outlen, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s", AUTH_COOKIE,
-		 token, max_age_s, secure ? "; Secure" : "");
+	snprintf(out, outlen, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s",
+		 secure ? AUTH_COOKIE_SECURE : AUTH_COOKIE, token, max_age_s, secure ? "; Secure" : "");
+}
+
+int auth_cookie_secure(int setting, const char *public_origin, int https)
+{
+	if (setting != CONFIG_AUTO)
+		return setting;
+	if (public_origin && *public_origin)
+		return strncmp(public_origin, "http://", 7) != 0;
+	return https;
+}
+
+static int call_cookie_secure(const struct call *c)
+{
+	return auth_cookie_secure(c->app->cfg->cookie_secure, c->app->cfg->public_origin, c->req->https);
 }
 
 static const char SQL_SESSION[] =
@@ -38,7 +52,8 @@ static int session_token(struct call *c, char *token, size_t len)
 
 	if (!c->req->cookie)
 		return -1;
-	n = http_cookie_get(c->req->cookie, AUTH_COOKIE, token, len);
+	/* only the name this site sets: a Secure site takes no cookie an insecure origin could plant */
+	n = http_cookie_get(c->req->cookie, call_cookie_secure(c) ? AUTH_COOKIE_SECURE : AUTH_COOKIE, token, len);
 	if (n != AUTH_TOKEN_LEN)
 		return -1;
 	for (int i = 0; i < n; i++) {
@@ -252,7 +267,7 @@ void auth_login(struct call *c)
 		PQclear(ins);
 	}
 	auth_cookie_value(cookie, sizeof(cookie), token, (long long)c->app->cfg->session_ttl_s,
-			  c->app->cfg->cookie_secure);
+			  call_cookie_secure(c));
 	http_header(c->resp, "Set-Cookie: %s", cookie);
 	http_json(c->resp, 200, PQgetvalue(res, 0, 3));
 	log_info("login username=%s user=%s", username, PQgetvalue(res, 0, 0));
@@ -278,7 +293,7 @@ void auth_logout(struct call *c)
 			return;
 		PQclear(res);
 	}
-	auth_cookie_value(cookie, sizeof(cookie), "", 0, c->app->cfg->cookie_secure);
+	auth_cookie_value(cookie, sizeof(cookie), "", 0, call_cookie_secure(c));
 	http_header(c->resp, "Set-Cookie: %s", cookie);
 	c->resp->status = 204;
 }

@@ -10,6 +10,8 @@
 #include "api/handlers.h"
 
 #define AUTH_COOKIE "mjs_session"
+/* the name of a Secure session cookie: browsers take it only with Secure, Path=/ and no Domain */
+#define AUTH_COOKIE_SECURE "__Host-mjs_session"
 #define AUTH_TOKEN_BYTES 32
 #define AUTH_TOKEN_LEN 43	/* base64url of 32 bytes */
 
@@ -19,7 +21,17 @@
  */
 int auth_require_session(struct call *c);
 
-/* Builds the Set-Cookie value for a token (max_age_s 0 clears the cookie). */
+/*
+ * Builds the Set-Cookie value for a token (max_age_s 0 clears the cookie): named
+ * AUTH_COOKIE_SECURE and marked Secure when secure, else AUTH_COOKIE.
+ */
 void auth_cookie_value(char *out, size_t outlen, const char *token, long long max_age_s, int secure);
+
+/*
+ * Whether the session cookie is Secure for a request: cookie_secure when yes or
+ * no; with auto (CONFIG_AUTO), yes unless public_origin is http://, and when
+ * public_origin is unset, whether the request came over HTTPS.
+ */
+int auth_cookie_secure(int setting, const char *public_origin, int https);
 
 #endif

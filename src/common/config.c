@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { T_STRING, T_INT, T_BOOL, T_DURATION, T_DURATION_S, T_SIZE, T_MODE };
+enum key_type { T_STRING, T_INT, T_BOOL, T_BOOL_AUTO, T_DURATION, T_DURATION_S, T_SIZE, T_MODE };
 
 struct key {
 	const char *name;
@@ -42,7 +42,7 @@ static const struct key keys[] = {
 	{ "max_tasks_per_user", T_INT, OFF(max_tasks_per_user), "10", 1, 100000 },
 	{ "replay_batch", T_INT, OFF(replay_batch), "500", 10, 100000 },
 	{ "session_ttl", T_DURATION_S, OFF(session_ttl_s), "30d", 60, 10LL * 365 * 86400 },
-	{ "cookie_secure", T_BOOL, OFF(cookie_secure), "no", 0, 0 },
+	{ "cookie_secure", T_BOOL_AUTO, OFF(cookie_secure), "auto", 0, 0 },
 	{ "allow_registration", T_BOOL, OFF(allow_registration), "yes", 0, 0 },
 	{ "login_failures_free", T_INT, OFF(login_failures_free), "5", 1, 1000 },
 	{ "login_block_max", T_DURATION, OFF(login_block_max_ms), "15min", 1000, 86400000 },
@@ -183,9 +183,19 @@ static int set_key(struct config *cfg, const struct key *k, const char *value, c
 		*slot = dup;
 		return 0;
 	}
+	case T_BOOL_AUTO:
+		if (!strcmp(value, "auto")) {
+			*(int *)(base + k->offset) = CONFIG_AUTO;
+			return 0;
+		}
+		/* fall through */
 	case T_BOOL: {
 		int b;
 		if (config_parse_bool(value, &b) < 0) {
+			if (k->type == T_BOOL_AUTO) {
+				snprintf(err, errlen, "%s: expected yes, no or auto, got \"%s\"", k->name, value);
+				return -1;
+			}
 			snprintf(err, errlen, "%s: expected yes or no, got \"%s\"", k->name, value);
 			return -1;
 		}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/mjs/mjs.conf"
+#define CONFIG_AUTO (-1)	/* a T_BOOL_AUTO key set to "auto" */
 
 struct config {
 	/* every program */
@@ -33,7 +34,7 @@ struct config {
 	int max_tasks_per_user;		/* tasks submitting or processing */
 	int replay_batch;
 	int session_ttl_s;
-	int cookie_secure;
+	int cookie_secure;		/* 0, 1 or CONFIG_AUTO (auth.c decides per request) */
 	int allow_registration;
 	int login_failures_free;	/* failed logins in a row before a name is blocked */
 	int login_block_max_ms;

@@ -251,7 +251,8 @@ class Client:
 
     @property
     def session(self):
-        return self.cookies.get('mjs_session')
+        """The session token, from mjs_session or (cookie_secure) __Host-mjs_session."""
+        return self.cookies.get('mjs_session') or self.cookies.get('__Host-mjs_session')
 
     def _store_cookies(self, headers):
         for h in headers.get_all('Set-Cookie') or []:

@@ -11,13 +11,13 @@ import mjs
 WAIT = 20
 
 
-def session_cookie(client):
-    """The attributes of the last mjs_session Set-Cookie the client received."""
+def session_cookie(client, name='mjs_session'):
+    """The attributes of the last session Set-Cookie (of that name) the client received."""
     for h in reversed(client.set_cookies):
-        name, value, attrs = mjs.parse_set_cookie(h)
-        if name == 'mjs_session':
+        n, value, attrs = mjs.parse_set_cookie(h)
+        if n == name:
             return value, attrs, h
-    raise AssertionError('no mjs_session Set-Cookie among %r' % client.set_cookies)
+    raise AssertionError('no %s Set-Cookie among %r' % (name, client.set_cookies))
 
 
 @mjs.timeout(60)
@@ -191,10 +191,25 @@ def test_registration_off_refuses_new_accounts_and_cookie_secure_marks_the_cooki
                 r = c.register(mjs.unique_username(), mjs.unique_password())
                 mjs.assert_error(r, 403, 'registration_disabled')
             assert not c.cookies, 'a refused registration set a cookie: %r' % c.set_cookies
-            # existing accounts still log in, and the cookie is Secure now
+            # existing accounts still log in, and the cookie is Secure now, with the
+            # __Host- prefix (the browser keeps it only from a secure origin, Path=/,
+            # no Domain), so no other origin can plant a session the server takes
             c.login(username, password).expect(200)
-            token, attrs, raw = session_cookie(c)
+            token, attrs, raw = session_cookie(c, '__Host-mjs_session')
             assert attrs.get('secure') is True, 'cookie_secure = yes but no Secure: %r' % raw
+            assert attrs.get('path') == '/' and 'domain' not in attrs, raw
+            assert c.me()['username'].lower() == username.lower()
+            # the same token under the plain name is not a session on a secure site
+            r = c.get('/api/me', cookie='mjs_session=' + token)
+            mjs.assert_error(r, 401, 'unauthorized')
+            with mjs.SSE(None, cookie='mjs_session=' + token) as s:
+                assert s.status == 401, s
+            with mjs.SSE(c) as s:
+                assert s.status == 200, s
+            # logout clears the cookie it set
+            c.post('/api/auth/logout').expect(204)
+            value, attrs, raw = session_cookie(c, '__Host-mjs_session')
+            assert value == '' and attrs.get('max-age') == '0', raw
         # back to the defaults: registration is open again
         with mjs.Client() as c:
             mjs.wait_until(lambda: c.get('/api/healthz').status == 200, 15, 'the API to answer again')

@@ -324,6 +324,7 @@ def test_the_history_sent_upstream_is_capped_in_bytes_newest_kept():
     echo of the third holds it and the reply before it, not the older ones; over 40
     conversations at once (more than one history query) each sends its own."""
     with ExitStack() as stack:
+        stack.enter_context(mjs.apis_with(max_replies_per_user='100'))   # 40 replies at once
         a, _ = setup(stack)
         stack.enter_context(mjs.worker_with(context_max_bytes='64k'))
         big = lambda tag: tag + ' ' + 'x' * 40000
@@ -381,6 +382,7 @@ def test_many_replies_ending_together_all_complete_with_their_whole_text():
     goes at once): replies that end together still each end completed, with the whole
     text, on every stream, after all their deltas."""
     with ExitStack() as stack:
+        stack.enter_context(mjs.apis_with(max_replies_per_user='100'))   # 40 replies at once
         a, _ = setup(stack)
         s = stack.enter_context(mjs.SSE(a))
         n = 40

@@ -114,7 +114,8 @@ START_TEST(test_cookie_value_secure_only_when_asked)
 	char out[256];
 
 	auth_cookie_value(out, sizeof(out), "tok", 60, 1);
-	ck_assert_str_eq(out, "mjs_session=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure");
+	/* __Host-: the browser keeps it only from a secure origin, for Path=/ and without Domain */
+	ck_assert_str_eq(out, "__Host-mjs_session=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure");
 	ck_assert_ptr_nonnull(strstr(out, "HttpOnly"));
 	ck_assert_ptr_nonnull(strstr(out, "SameSite=Lax"));
 }
@@ -125,7 +126,24 @@ START_TEST(test_cookie_value_max_age_zero_clears)
 	char out[256];
 
 	auth_cookie_value(out, sizeof(out), "", 0, 1);
-	ck_assert_str_eq(out, "mjs_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+	ck_assert_str_eq(out, "__Host-mjs_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+	auth_cookie_value(out, sizeof(out), "", 0, 0);
+	ck_assert_str_eq(out, "mjs_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+}
+END_TEST
+
+START_TEST(test_cookie_secure_auto_follows_the_public_origin)
+{
+	/* yes and no are what they say, whatever the origin */
+	ck_assert_int_eq(auth_cookie_secure(1, "http://example.test", 0), 1);
+	ck_assert_int_eq(auth_cookie_secure(0, "https://example.test", 1), 0);
+	/* auto: secure unless the configured origin is http:// */
+	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "https://example.test", 0), 1);
+	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "http://127.0.0.1:8080", 1), 0);
+	/* auto without public_origin: the request's own scheme */
+	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "", 1), 1);
+	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "", 0), 0);
+	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, NULL, 1), 1);
 }
 END_TEST
 
@@ -159,6 +177,7 @@ Suite *api_suite(void)
 	tcase_add_test(auth, test_cookie_value_sets_the_session_attributes);
 	tcase_add_test(auth, test_cookie_value_secure_only_when_asked);
 	tcase_add_test(auth, test_cookie_value_max_age_zero_clears);
+	tcase_add_test(auth, test_cookie_secure_auto_follows_the_public_origin);
 	tcase_add_test(auth, test_cookie_value_is_truncated_not_overflowed);
 	suite_add_tcase(s, auth);
 	return s;

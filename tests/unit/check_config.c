@@ -72,7 +72,10 @@ START_TEST(test_defaults_match_the_key_table)
 	ck_assert_int_eq(cfg.max_streams, 20000);
 	ck_assert_int_eq(cfg.replay_batch, 500);
 	ck_assert_int_eq(cfg.session_ttl_s, 30 * 86400);
-	ck_assert_int_eq(cfg.cookie_secure, 0);
+	ck_assert_int_eq(cfg.cookie_secure, CONFIG_AUTO);
+	ck_assert_int_eq(cfg.max_streams_per_user, 32);
+	ck_assert_int_eq(cfg.max_replies_per_user, 10);
+	ck_assert_int_eq(cfg.max_tasks_per_user, 10);
 	ck_assert_int_eq(cfg.allow_registration, 1);
 	ck_assert_int_eq(cfg.login_failures_free, 5);
 	ck_assert_int_eq(cfg.login_block_max_ms, 900000);
@@ -181,8 +184,11 @@ START_TEST(test_set_bool_accepts_the_usual_words)
 		ck_assert_int_eq(config_set(&cfg, "cookie_secure", no[i], err, sizeof(err)), 0);
 		ck_assert_msg(cfg.cookie_secure == 0, "%s is not false", no[i]);
 	}
+	ck_assert_int_eq(config_set(&cfg, "cookie_secure", "auto", err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.cookie_secure, CONFIG_AUTO);
 	config_free(&cfg);
 	assert_rejected("cookie_secure", "maybe");
+	assert_rejected("allow_registration", "auto");
 	assert_rejected("allow_registration", "");
 	assert_rejected("allow_registration", "2");
 }

@@ -72,6 +72,8 @@ than one per `step` seconds): NOT_START/queued at submit, SUBMITTED/in_progress
                    a retried task fails, then succeeds
     hostile        with fail: the failure's reason (failReason / error.message)
                    is 2,000 CJK characters and raw bytes that are not UTF-8
+    cdn            video: the completed job names its own "url" on another
+                   origin (https://cdn.fake.invalid/ID.mp4), as a CDN link
 
     e.g. "fake:steps=3 a cat", "fake:fail a dog", "fake:down=2:steps=2 a cow",
          "fake:fail:fail_times=1 a second chance"
@@ -108,7 +110,7 @@ HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
                  'hang': False, 'stamp': False, 'delay': 0.0, 'echo': False, 'hostile': False}
 TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
-              'submit_fail': 0, 'fail_times': 0, 'hostile': False}
+              'submit_fail': 0, 'fail_times': 0, 'hostile': False, 'cdn': False}
 
 # What "hostile" sends: text a real upstream may send, cut at a byte limit or
 # not UTF-8 at all. Raw bytes, so it is spliced into JSON by hand.
@@ -536,6 +538,8 @@ def video_json(req, task):
               'progress': task.progress(), 'prompt': task.prompt}
     if status == 'failed':
         answer['error'] = {'code': 'fake_failure', 'message': 'fake failure'}
+    if status == 'completed' and task.knobs['cdn']:
+        answer['url'] = 'https://cdn.fake.invalid/%s.mp4' % task.id
     return answer
 
 
@@ -576,10 +580,32 @@ def handle_video_get(req, match, body):
 
 
 def handle_video_content(req, match, body):
-    data = b'fake video ' + match.group(1).encode()
-    req.status = 200
-    req.send_response(200)
+    """The "video": 'fake video ID' and then bytes 0-255 four times (so a test
+    can tell any range apart), behind the bearer key as the real API is; a
+    Range of one "bytes=A-B" (or "A-") gets 206, or 416 past the end."""
+    if not check_bearer(req):
+        return
+    data = b'fake video ' + match.group(1).encode() + bytes(range(256)) * 4
+    status, headers = 200, {}
+    m = re.fullmatch(r'bytes=(\d+)-(\d*)', req.headers.get('Range') or '')
+    if m:
+        start = int(m.group(1))
+        end = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
+        if start >= len(data) or start > end:
+            req.status = 416
+            req.send_response(416)
+            req.send_header('Content-Range', 'bytes */%d' % len(data))
+            req.send_header('Content-Length', '0')
+            req.end_headers()
+            return
+        headers['Content-Range'] = 'bytes %d-%d/%d' % (start, end, len(data))
+        data, status = data[start:end + 1], 206
+    req.status = status
+    req.send_response(status)
     req.send_header('Content-Type', 'video/mp4')
+    req.send_header('Accept-Ranges', 'bytes')
+    for k, v in headers.items():
+        req.send_header(k, v)
     req.send_header('Content-Length', str(len(data)))
     req.end_headers()
     req.write(data)

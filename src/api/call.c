@@ -114,6 +114,7 @@ static int read_request(FCGX_Request *fr, struct http_request *req)
 		req->method = "GET";
 	req->content_type = param(fr, "CONTENT_TYPE");
 	req->cookie = param(fr, "HTTP_COOKIE");
+	req->range = param(fr, "HTTP_RANGE");
 	req->origin = param(fr, "HTTP_ORIGIN");
 	req->host = param(fr, "HTTP_HOST");
 	req->last_event_id = param(fr, "HTTP_LAST_EVENT_ID");

@@ -88,6 +88,7 @@ void tasks_get(struct call *c);
 void tasks_update(struct call *c);
 void tasks_delete(struct call *c);
 void tasks_restore(struct call *c);
+void tasks_content(struct call *c);	/* content.c */
 
 void stream_open(struct call *c);
 

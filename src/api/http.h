@@ -19,6 +19,7 @@ struct http_request {
 	const char *origin;
 	const char *host;
 	const char *last_event_id;
+	const char *range;		/* Range header (GET /api/tasks/{id}/content) */
 	const char *user_agent;
 	const char *remote_addr;
 	int https;

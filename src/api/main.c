@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <stdatomic.h>
@@ -199,6 +200,7 @@ int main(int argc, char **argv)
 	struct heartbeat hb;
 	sigset_t sigs;
 
+	curl_global_init(CURL_GLOBAL_DEFAULT);	/* before any thread: GET /api/tasks/{id}/content */
 	config_defaults(&cfg);
 	while ((opt = getopt(argc, argv, "c:l:t:Vh")) != -1) {
 		switch (opt) {

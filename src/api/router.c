@@ -27,6 +27,7 @@ static const struct route routes[] = {
 	{ "PATCH", "/api/tasks/{id}", tasks_update, ROUTE_AUTH | ROUTE_BODY },
 	{ "DELETE", "/api/tasks/{id}", tasks_delete, ROUTE_AUTH },
 	{ "POST", "/api/tasks/{id}/restore", tasks_restore, ROUTE_AUTH },
+	{ "GET", "/api/tasks/{id}/content", tasks_content, ROUTE_AUTH },
 	{ "GET", "/api/events", stream_open, ROUTE_AUTH },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

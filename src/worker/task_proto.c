@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void reply_init(struct task_reply *r)
 {
@@ -132,6 +133,23 @@ static int copy_url(char *out, size_t outlen, const char *s)
 	if (!scheme || !s[scheme] || s[scheme] == '/' || s[scheme] == '?' || s[scheme] == '#')
 		return -1;
 	return copy_token(out, outlen, s);
+}
+
+/* Length of "scheme://authority" at the start of s, or 0 when s has no such prefix. */
+static size_t origin_len(const char *s)
+{
+	size_t scheme = !strncasecmp(s, "https://", 8) ? 8 : !strncasecmp(s, "http://", 7) ? 7 : 0;
+
+	if (!scheme)
+		return 0;
+	return scheme + strcspn(s + scheme, "/?#");
+}
+
+int task_proto_same_origin(const char *url, const char *base)
+{
+	size_t n = base ? origin_len(base) : 0;
+
+	return n > 0 && origin_len(url) == n && strncasecmp(url, base, n) == 0;
 }
 
 /*
@@ -284,6 +302,7 @@ enum task_reply_rc task_proto_video(const char *body, size_t len, const char *co
 				goto out;
 			}
 		}
+		r->private_url = task_proto_same_origin(r->url, content_url_base);
 		r->progress = 100;
 	} else if (!strcmp(r->status, "failed")) {
 		const char *msg = NULL;

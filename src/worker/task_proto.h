@@ -24,6 +24,8 @@ struct task_reply {
 	const char *status;	/* submitting, processing, succeeded, failed; NULL: not told */
 	int progress;		/* 0-100, or -1 when not told */
 	char url[TASK_URL_MAX];	/* the result, for succeeded */
+	int private_url;	/* url is on the upstream's own origin (it needs the key and shows
+				   the configured base): users get it through GET /api/tasks/{id}/content */
 	char error[300];	/* why, for failed (and for TASK_REPLY_BAD: what was wrong) */
 };
 
@@ -48,9 +50,17 @@ enum task_reply_rc task_proto_mj_fetch(const char *body, size_t len, struct task
 /*
  * A video job answer (submit or fetch). A completed job without a URL field of
  * its own gets content_url_base/videos/<id>/content (the API's download route).
+ * Either way, a URL on content_url_base's origin is marked private_url.
  */
 enum task_reply_rc task_proto_video(const char *body, size_t len, const char *content_url_base,
 				    struct task_reply *r);
+
+/*
+ * Whether url is on the origin (scheme, host and port, compared without case)
+ * of base. A default port written out is another origin here, which errs on
+ * the side of showing the URL, never of hiding a foreign one behind the key.
+ */
+int task_proto_same_origin(const char *url, const char *base);
 
 /* Request bodies; the caller frees the string. options is the task's options JSON text. */
 char *task_proto_mj_submit_body_new(const char *prompt, const char *task_id);

@@ -42,6 +42,7 @@ struct task {
 	const char *status;
 	int progress;
 	char url[TASK_URL_MAX];
+	int private_url;	/* url is served through GET /api/tasks/{id}/content (task_proto.h) */
 	char error[300];
 	int dirty;		/* something to write */
 	int new_upstream_id;	/* the upstream id is not in the database yet */
@@ -328,6 +329,7 @@ static void apply(struct task *t, const struct task_reply *r)
 		t->dirty = 1;
 		if (!strcmp(r->status, "succeeded")) {
 			snprintf(t->url, sizeof(t->url), "%s", r->url);
+			t->private_url = r->private_url;
 			t->progress = 100;
 		} else if (!strcmp(r->status, "failed")) {
 			util_utf8_copy(t->error, sizeof(t->error), r->error);
@@ -411,7 +413,15 @@ static struct json_object *news_json(const struct task *t)
 	json_object_object_add(o, "progress", json_object_new_int(t->progress));
 	if (!strcmp(t->status, "succeeded")) {
 		urls = json_object_new_array();
-		json_object_array_add(urls, json_object_new_string(t->url));
+		if (t->private_url) {
+			/* the upstream's URL stays in the database; users fetch it through the API */
+			char api[96];
+			snprintf(api, sizeof(api), "/api/tasks/%s/content", t->id);
+			json_object_array_add(urls, json_object_new_string(api));
+			json_object_object_add(o, "content_url", json_object_new_string(t->url));
+		} else {
+			json_object_array_add(urls, json_object_new_string(t->url));
+		}
 		json_object_object_add(o, "result", urls);
 	}
 	if (!strcmp(t->status, "failed"))

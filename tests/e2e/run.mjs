@@ -22,12 +22,22 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = join(here, '..', '..');
 const BASE = stackUrl();
+const FAKE_URL = stackVar('MJS_FAKE_URL') || 'http://127.0.0.1:0';	// the fake upstream
 const ARTIFACTS = process.env.MJS_E2E_ARTIFACTS || join(here, 'artifacts');
 const CHROMIUM = process.env.MJS_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 15000;
 const REPLY_TOKENS = 300;
 const REPLY_MODEL = `fake:tps=20:tokens=${REPLY_TOKENS}`;   // 15 s of streaming, each token "tok "
 const LONG_MODEL = 'fake:tps=20:tokens=400';
+
+// A variable of the stack's env file (dev/up), or of the environment.
+function stackVar(name) {
+  if (process.env[name]) return process.env[name];
+  const dir = process.env.MJS_STATE_DIR;
+  if (!dir) return '';
+  const m = new RegExp(`^${name}='([^']*)'$`, 'm').exec(readFileSync(join(dir, 'env'), 'utf8'));
+  return m ? m[1] : '';
+}
 
 function stackUrl() {
   if (process.env.MJS_URL) return process.env.MJS_URL.replace(/\/$/, '');
@@ -479,6 +489,33 @@ async function scenarios(browser) {
     await A2.page.click('#show-active');
     await A2.page.click(taskSel(taskId) + ' button.blur-toggle');
     await poll(async () => (await A1.page.getAttribute(taskSel(taskId), 'data-blurred')) === 'false', 'unblurred in tab 1');
+    const plain = await A1.page.locator(taskSel(taskId) + ' img').evaluate((img) => getComputedStyle(img).filter);
+    assert(!plain.includes('blur'), `tab 1 shows the image sharp again (filter: ${plain})`);
+  });
+
+  // A video the upstream serves only with its key plays from the site itself:
+  // the card's <video> points at /api/tasks/{id}/content, which answers with the
+  // user's cookie, and the upstream's address appears nowhere in the page.
+  await step('video-result-comes-through-the-api', [A1, A2], async () => {
+    await A1.page.selectOption('#task-kind', 'video');
+    await A1.page.fill('#task-prompt', 'fake:steps=1 a wave');
+    await A1.page.click('#task-create');
+    const card = A1.page.locator('#task-grid li.task').first();
+    await card.waitFor({ timeout: TIMEOUT });
+    const id = await card.getAttribute('data-id');
+    const src = `/api/tasks/${id}/content`;
+    for (const tab of [A1, A2]) {
+      await poll(async () => (await tab.page.locator(taskSel(id) + ' video').getAttribute('src', { timeout: 2000 })) === src,
+        `${tab.label}: the card's video plays ${src}`);
+    }
+    const got = await A2.page.evaluate(async (u) => {
+      const r = await fetch(u, { headers: { Range: 'bytes=0-9' } });
+      return { status: r.status, text: await r.text() };
+    }, src);
+    assert(got.status === 206 && got.text === 'fake video', `the video comes through the API (${got.status} ${got.text})`);
+    const html = await A2.page.locator(taskSel(id)).evaluate((li) => li.outerHTML);
+    assert(!html.includes(FAKE_URL.replace(/^https?:\/\//, '')), "the video upstream's address is not in the card");
+    await A2.shot('video');
   });
 
   // Both responders down: the tab says it is reconnecting. Meanwhile a rename

@@ -84,11 +84,45 @@ def test_video_task_succeeds_with_its_options_and_a_content_url():
         final = mjs.wait_task_final(a, task['id'], WAIT)
         assert final['status'] == 'succeeded' and final['progress'] == 100, final
         up = mjs.db_task(task['id'])['upstream_id']
-        assert final['result'] == [mjs.env()['MJS_FAKE_URL'].rstrip('/') + '/v1/videos/%s/content' % up], final
+        # the upstream names no URL: its content route needs the key and would show the
+        # configured base, so the result is the API's own route for this task
+        assert final['result'] == ['/api/tasks/%s/content' % task['id']], final
         mjs.wait_task_event(s, task['id'], lambda e: e.json['status'] == 'succeeded', WAIT)
         assert steps(mjs.task_events(s.events(), task['id'])) == [
             ('task.created', 'submitting', 0), ('task.updated', 'processing', 0),
             ('task.updated', 'processing', 50), ('task.updated', 'succeeded', 100)]
+        fake = mjs.env()['MJS_FAKE_URL'].rstrip('/')
+        seen = json.dumps([e.json for e in mjs.task_events(s.events(), task['id'])] + [final] +
+                          [a.get('/api/tasks?limit=200').expect(200)])
+        assert fake not in seen and '127.0.0.1:%s' % fake.rsplit(':', 1)[1] not in seen, 'the upstream base shows'
+        whole = b'fake video ' + up.encode() + bytes(range(256)) * 4
+        r = a.get('/api/tasks/%s/content' % task['id'])
+        assert r.status == 200 and r.body == whole, r
+        assert r.headers.get('Content-Type') == 'video/mp4' and r.headers.get('Accept-Ranges') == 'bytes', r.headers
+        assert 'private' in r.headers.get('Cache-Control', ''), r.headers
+        # a player seeks with Range
+        r = a.get('/api/tasks/%s/content' % task['id'], headers={'Range': 'bytes=100-299'})
+        assert r.status == 206 and r.body == whole[100:300], r
+        assert r.headers.get('Content-Range') == 'bytes 100-299/%d' % len(whole), r.headers
+        r = a.get('/api/tasks/%s/content' % task['id'], headers={'Range': 'bytes=99999-'})
+        assert r.status == 416, r
+        # only the owner gets it
+        with mjs.Client() as b:
+            b.signup()
+            mjs.assert_error(b.get('/api/tasks/%s/content' % task['id']), 404, 'not_found')
+        with mjs.Client() as anon:
+            mjs.assert_error(anon.get('/api/tasks/%s/content' % task['id']), 401, 'unauthorized')
+
+
+@mjs.timeout(60)
+def test_a_video_on_another_origin_is_its_own_result_and_not_proxied():
+    with mjs.Client() as a:
+        a.signup()
+        task = mjs.create_task(a, 'video', 'fake:steps=1:cdn cdn %s' % tag())
+        final = mjs.wait_task_final(a, task['id'], WAIT)
+        up = mjs.db_task(task['id'])['upstream_id']
+        assert final['result'] == ['https://cdn.fake.invalid/%s.mp4' % up], final
+        mjs.assert_error(a.get('/api/tasks/%s/content' % task['id']), 404, 'not_found')
 
 
 @mjs.timeout(60)

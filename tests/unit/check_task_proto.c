@@ -132,14 +132,35 @@ START_TEST(test_video_answers_map_and_complete_with_a_content_url)
 	ck_assert_int_eq(video("{\"id\":\"video_1\",\"status\":\"completed\"}", &r), TASK_REPLY_OK);
 	ck_assert_str_eq(r.status, "succeeded");
 	ck_assert_str_eq(r.url, "http://up/v1/videos/video_1/content");
+	ck_assert_int_eq(r.private_url, 1);	/* needs the key: served through the API */
 	ck_assert_int_eq(video("{\"id\":\"video_1\",\"status\":\"completed\",\"url\":\"https://cdn/v.mp4\"}", &r),
 			 TASK_REPLY_OK);
 	ck_assert_str_eq(r.url, "https://cdn/v.mp4");
+	ck_assert_int_eq(r.private_url, 0);
+	/* a URL of its own on the upstream's origin would show the configured base */
+	ck_assert_int_eq(video("{\"id\":\"video_1\",\"status\":\"completed\",\"url\":\"http://UP/files/v.mp4\"}", &r),
+			 TASK_REPLY_OK);
+	ck_assert_int_eq(r.private_url, 1);
 	ck_assert_int_eq(video("{\"id\":\"video_1\",\"status\":\"failed\",\"error\":{\"message\":\"nope\"}}", &r),
 			 TASK_REPLY_OK);
 	ck_assert_str_eq(r.error, "the video upstream failed the job: nope");
 	ck_assert_int_eq(video("{\"status\":\"queued\"}", &r), TASK_REPLY_BAD);
 	ck_assert_int_eq(video("{\"id\":\"v\",\"status\":\"paused\"}", &r), TASK_REPLY_BAD);
+}
+END_TEST
+
+START_TEST(test_same_origin_compares_scheme_host_and_port)
+{
+	ck_assert_int_eq(task_proto_same_origin("http://up/v1/videos/x/content", "http://up/v1/"), 1);
+	ck_assert_int_eq(task_proto_same_origin("https://Up.Example:8443/x", "https://up.example:8443"), 1);
+	ck_assert_int_eq(task_proto_same_origin("http://up?x", "http://up/v1"), 1);
+	ck_assert_int_eq(task_proto_same_origin("http://up.evil/x", "http://up/v1"), 0);	/* a longer host */
+	ck_assert_int_eq(task_proto_same_origin("http://up:81/x", "http://up/v1"), 0);
+	ck_assert_int_eq(task_proto_same_origin("https://up/x", "http://up/v1"), 0);
+	ck_assert_int_eq(task_proto_same_origin("http://upx/x", "http://up"), 0);
+	ck_assert_int_eq(task_proto_same_origin("http://up/x", ""), 0);
+	ck_assert_int_eq(task_proto_same_origin("http://up/x", NULL), 0);
+	ck_assert_int_eq(task_proto_same_origin("ftp://up/x", "ftp://up/"), 0);
 }
 END_TEST
 
@@ -214,6 +235,7 @@ Suite *task_proto_suite(void)
 	tcase_add_test(tc, test_mj_submit_gives_the_id_or_the_reason);
 	tcase_add_test(tc, test_mj_fetch_maps_status_progress_url_and_reason);
 	tcase_add_test(tc, test_video_answers_map_and_complete_with_a_content_url);
+	tcase_add_test(tc, test_same_origin_compares_scheme_host_and_port);
 	tcase_add_test(tc, test_request_bodies_carry_prompt_and_options);
 	tcase_add_test(tc, test_hostile_answers_give_valid_utf8_or_bad);
 	suite_add_tcase(s, tc);

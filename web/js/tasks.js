@@ -65,14 +65,21 @@ function card(t) {
   const key = JSON.stringify(t.result || null) + t.kind;
   if (key !== c.resultKey) {
     c.resultKey = key;
-    const urls = Array.isArray(t.result) ? t.result.filter((u) => /^https?:\/\//i.test(u)) : [];
+    // results are http(s) URLs, or this task's own /api/tasks/{id}/content (a file the
+    // server fetches with the upstream's key for us): nothing else is put in the page
+    const own = '/api/tasks/' + t.id + '/content';
+    const urls = Array.isArray(t.result) ? t.result.filter((u) => /^https?:\/\//i.test(u) || u === own) : [];
     if (!urls.length) {
       c.media.replaceChildren(el('div', { class: 'task-placeholder', text: t.status === 'failed' ? 'no ' + t.kind : t.kind + '…' }));
     } else if (t.kind === 'image') {
       c.media.replaceChildren(...urls.map((u) => el('a', { href: u, target: '_blank', rel: 'noopener' },
         el('img', { src: u, alt: t.prompt, loading: 'lazy' }))));
     } else {
-      c.media.replaceChildren(...urls.map((u) => el('a', { class: 'video-link', href: u, target: '_blank', rel: 'noopener', text: '▶ Open video' })));
+      // our own route plays in the card (the page's policy allows media from the site
+      // only); another site's video opens in a tab of its own
+      c.media.replaceChildren(...urls.map((u) => (u === own
+        ? el('video', { class: 'task-video', src: u, controls: true, preload: 'metadata' })
+        : el('a', { class: 'video-link', href: u, target: '_blank', rel: 'noopener', text: '▶ Open video' }))));
     }
   }
   if (t.deleted_at) {

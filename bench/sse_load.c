@@ -1010,14 +1010,17 @@ static ssize_t head_bytes(struct load *L, int i, const char *p, size_t n)
 	size_t vlen;
 	int status;
 
-	if (buf_append(&t->head, p, n, HEAD_MAX) < 0)
+	/* a read may hold the head and much of the body (a replay): take at most HEAD_MAX */
+	size_t take = n < HEAD_MAX - before ? n : HEAD_MAX - before;
+
+	if (take == 0 || buf_append(&t->head, p, take, HEAD_MAX) < 0)
 		return -1;
 	if (buf_append(&t->head, "", 1, HEAD_MAX + 1) < 0)	/* NUL for the string functions */
 		return -1;
 	t->head.len--;
 	end = strstr(t->head.data, "\r\n\r\n");
 	if (!end)
-		return (ssize_t)n;
+		return take < n ? -1 : (ssize_t)n;	/* no head within HEAD_MAX bytes */
 	used = (size_t)(end + 4 - t->head.data) - before;
 	if (sscanf(t->head.data, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 599) {
 		L->proto_errors++;

@@ -20,7 +20,9 @@
  *   stream_stall_timeout while data waits is dropped, never allowed to delay
  *   others or to hold memory.
  * - All database queries (catch-up pages) happen in process_dirty(), after the
- *   notifications of an iteration are delivered.
+ *   notifications of an iteration are delivered and every queue is written: one
+ *   page per stream in turn, at most HUB_CATCH_UP_SLICE_MS of them per
+ *   iteration, so replays share the loop fairly and never hold up live events.
  */
 #include "api/hub.h"
 #include "api/sse.h"
@@ -44,6 +46,7 @@
 #define HUB_MAX_EVENTS 256
 #define HUB_DB_RETRY_MS 1000
 #define HUB_DB_RETRY_MAX_MS 10000
+#define HUB_CATCH_UP_SLICE_MS 5	/* catch-up queries per loop iteration (process_dirty) */
 #define HUB_NOTIFY_BATCH 512	/* notifications taken at once (their big events read in one query) */
 
 struct user;
@@ -460,15 +463,6 @@ static int catch_up_paused(const struct hub *h)
 	return h->catch_up_pause_until && util_now_ms() < h->catch_up_pause_until;
 }
 
-static void stream_catch_up(struct hub *h, struct stream *s)
-{
-	size_t low_water = h->cfg->stream_queue_max / 2;
-
-	while (s->catching_up && !s->dead && h->db && pending_bytes(s) < low_water)
-		if (catch_up_page(h, s) != 0)
-			return;
-}
-
 /*
  * Delivers one notification to the streams of its user in this process. An
  * event too big for a notification comes without data: its row, when it was
@@ -812,12 +806,22 @@ static void keepalive_tick(struct hub *h, int64_t now)
  * below the low-water mark. Streams that still need catch-up go on the next
  * iteration's list, so one long replay cannot starve the others.
  */
+/*
+ * Writes what is queued for every dirty stream, then gives catch-up its share:
+ * one page per stream in turn, for at most HUB_CATCH_UP_SLICE_MS of queries per
+ * loop iteration. The streams whose turn did not come stay dirty, ahead of the
+ * others, so the next iteration starts with them (round robin), and in between
+ * the loop delivers live notifications: many tabs replaying long histories at
+ * once do not hold up the live tabs of the same responder, nor each other.
+ */
 static void process_dirty(struct hub *h)
 {
-	struct stream *list = h->dirty;
+	struct stream *list = h->dirty, *turns = NULL, **tail = &turns;
 	size_t low_water = h->cfg->stream_queue_max / 2;
+	int64_t until;
 
 	h->dirty = NULL;
+	/* 1. writes: cheap, never behind a query */
 	while (list) {
 		struct stream *s = list;
 		list = s->link;
@@ -827,15 +831,40 @@ static void process_dirty(struct hub *h)
 			h->dead = s;
 			continue;
 		}
-		if (s->catching_up && pending_bytes(s) < low_water && !catch_up_paused(h))
-			stream_catch_up(h, s);
-		if (!s->dead)
-			stream_flush(h, s);
+		stream_flush(h, s);
 		/* killed just now while not dirty: stream_kill put it on the dead list already */
 		if (s->dead)
 			continue;
-		if (s->catching_up && h->db && !s->want_out && !catch_up_paused(h))
+		if (s->catching_up && h->db && !catch_up_paused(h) && pending_bytes(s) < low_water) {
+			s->dirty = 1;	/* waits for its catch-up turn */
+			s->link = NULL;
+			*tail = s;
+			tail = &s->link;
+		}
+	}
+	/* 2. catch-up turns, within the slice */
+	until = util_now_ms() + HUB_CATCH_UP_SLICE_MS;
+	while (turns && util_now_ms() < until) {
+		struct stream *s = turns;
+		turns = s->link;
+		s->dirty = 0;
+		if (s->dead) {
+			s->link = h->dead;
+			h->dead = s;
+			continue;
+		}
+		if (!h->db || catch_up_paused(h))
+			continue;	/* keepalive_tick marks it again once the database is back */
+		catch_up_page(h, s);
+		if (!s->dead)
+			stream_flush(h, s);
+		if (!s->dead && s->catching_up && !s->want_out)
 			mark_dirty(h, s);
+	}
+	/* 3. the streams whose turn did not come go first next time (still dirty) */
+	if (turns) {
+		*tail = h->dirty;
+		h->dirty = turns;
 	}
 }
 

@@ -19,6 +19,8 @@ WAIT = 30
 @mjs.timeout(120)
 def test_tabs_closing_mid_delivery_leave_the_responders_up_and_other_tabs_whole():
     with ExitStack() as stack:
+        # forty tabs of one user: above the default cap per responder
+        stack.enter_context(mjs.apis_with(max_streams_per_user='100'))
         c = stack.enter_context(mjs.Client())
         c.signup()
         conv = c.create_conversation('burst')['id']

@@ -74,6 +74,8 @@ than one per `step` seconds): NOT_START/queued at submit, SUBMITTED/in_progress
                    is 2,000 CJK characters and raw bytes that are not UTF-8
     cdn            video: the completed job names its own "url" on another
                    origin (https://cdn.fake.invalid/ID.mp4), as a CDN link
+    html           video: the content route serves the file as text/html (what
+                   a hostile upstream could do to run a page on our origin)
 
     e.g. "fake:steps=3 a cat", "fake:fail a dog", "fake:down=2:steps=2 a cow",
          "fake:fail:fail_times=1 a second chance"
@@ -110,7 +112,7 @@ HANG_LIMIT_S = 3600          # a hanging response gives up after this long
 DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
                  'hang': False, 'stamp': False, 'delay': 0.0, 'echo': False, 'hostile': False}
 TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
-              'submit_fail': 0, 'fail_times': 0, 'hostile': False, 'cdn': False}
+              'submit_fail': 0, 'fail_times': 0, 'hostile': False, 'cdn': False, 'html': False}
 
 # What "hostile" sends: text a real upstream may send, cut at a byte limit or
 # not UTF-8 at all. Raw bytes, so it is spliced into JSON by hand.
@@ -602,7 +604,9 @@ def handle_video_content(req, match, body):
         data, status = data[start:end + 1], 206
     req.status = status
     req.send_response(status)
-    req.send_header('Content-Type', 'video/mp4')
+    job = TASKS.get(match.group(1))
+    html = bool(job and job.knobs['html'])
+    req.send_header('Content-Type', 'text/html; charset=utf-8' if html else 'video/mp4')
     req.send_header('Accept-Ranges', 'bytes')
     for k, v in headers.items():
         req.send_header(k, v)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define USERNAME_MIN 3
 #define USERNAME_MAX 32
@@ -27,7 +28,7 @@ int auth_cookie_secure(int setting, const char *public_origin, int https)
 	if (setting != CONFIG_AUTO)
 		return setting;
 	if (public_origin && *public_origin)
-		return strncmp(public_origin, "http://", 7) != 0;
+		return strncasecmp(public_origin, "http://", 7) != 0;
 	return https;
 }
 

@@ -8,8 +8,13 @@
  * once (503 with Retry-After beyond), so REST requests always find a thread.
  *
  * Everything the upstream says is untrusted: only a 200, 206 or 416 is passed
- * on, and only Content-Type, Content-Length, Content-Range and Accept-Ranges,
- * each checked for what it may hold; any other answer is our own JSON error.
+ * on, and only Content-Type (a video type or a raster image type, else
+ * application/octet-stream: never a document the browser would run on our
+ * origin, and sandboxed by CSP anyway), Content-Length, Content-Range and
+ * Accept-Ranges, each checked for what it may hold; any other answer is our
+ * own JSON error. A transfer slower than CONTENT_MIN_RATE bytes/s for
+ * CONTENT_STALL_S (the head included) ends, so a silent or trickling upstream
+ * cannot hold a thread; nginx does not retry this route on another responder.
  * Like stream_open, this handler writes to the connection itself once the
  * upstream answered, and then leaves c->resp->status at 0.
  */
@@ -29,7 +34,8 @@
 #include <strings.h>
 
 #define CONTENT_RETRY_S 5
-#define CONTENT_STALL_S 60	/* a transfer that moves nothing for this long ends */
+#define CONTENT_STALL_S 20	/* below CONTENT_MIN_RATE for this long: the transfer ends */
+#define CONTENT_MIN_RATE 1024L	/* bytes per second */
 
 static atomic_int fetching;
 
@@ -101,6 +107,14 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Types a browser only displays: video types, and image types other than SVG (a document). */
+static int media_type(const char *type)
+{
+	if (!strncasecmp(type, "video/", 6))
+		return 1;
+	return !strncasecmp(type, "image/", 6) && strncasecmp(type + 6, "svg", 3) != 0;
+}
+
 /* Our head, once: the upstream's status and the headers that passed the checks. */
 static void start(struct fetch *f)
 {
@@ -111,14 +125,15 @@ static void start(struct fetch *f)
 		return;
 	f->started = 1;
 	FCGX_FPrintF(fr->out, "Status: %ld %s\r\n", status, http_status_text((int)status));
-	FCGX_FPrintF(fr->out, "Content-Type: %s\r\n", f->type[0] ? f->type : "application/octet-stream");
+	FCGX_FPrintF(fr->out, "Content-Type: %s\r\n", media_type(f->type) ? f->type : "application/octet-stream");
+	FCGX_FPrintF(fr->out, "Content-Security-Policy: sandbox\r\n");
 	if (f->length[0])
 		FCGX_FPrintF(fr->out, "Content-Length: %s\r\n", f->length);
 	if (f->range[0] && status != 200)
 		FCGX_FPrintF(fr->out, "Content-Range: %s\r\n", f->range);
 	if (f->ranges)
 		FCGX_FPrintF(fr->out, "Accept-Ranges: bytes\r\n");
-	FCGX_FPrintF(fr->out, "Cache-Control: private, max-age=3600\r\n\r\n");
+	FCGX_FPrintF(fr->out, "Cache-Control: %s\r\n\r\n", status == 416 ? "no-store" : "private, max-age=3600");
 	f->c->resp->status = 0;	/* answered here */
 }
 
@@ -151,7 +166,7 @@ void tasks_content(struct call *c)
 {
 	const struct config *cfg = c->app->cfg;
 	const char *params[2] = { c->user_id, c->params[0] };
-	char *url, auth[600], range[128];
+	char *url, *auth = NULL, range[128];
 	struct curl_slist *headers = NULL;
 	struct fetch f = { .c = c };
 	int limit = cfg->threads / 2 > 0 ? cfg->threads / 2 : 1;
@@ -191,8 +206,10 @@ void tasks_content(struct call *c)
 		return;
 	}
 	if (cfg->video_api_key[0]) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->video_api_key);
-		headers = curl_slist_append(headers, auth);
+		if (asprintf(&auth, "Authorization: Bearer %s", cfg->video_api_key) < 0)
+			auth = NULL;	/* its contents are undefined then */
+		else
+			headers = curl_slist_append(headers, auth);
 	}
 	if (c->req->range && c->req->range[0]) {
 		take_value(range, sizeof(range), c->req->range, strlen(c->req->range), "=-, ");
@@ -214,7 +231,7 @@ void tasks_content(struct call *c)
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &f);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, CONTENT_MIN_RATE);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)CONTENT_STALL_S);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "mjs-api/" PACKAGE_VERSION);
 	f.easy = easy;
@@ -222,7 +239,9 @@ void tasks_content(struct call *c)
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &f.status);
 	if (f.started) {
-		if (rc != CURLE_OK)
+		if (rc == CURLE_WRITE_ERROR)	/* the client went away: players do, to seek */
+			log_debug("content ended by the client task=%s bytes=%lld", c->params[0], f.bytes);
+		else if (rc != CURLE_OK)
 			log_warn("content cut task=%s user=%s bytes=%lld reason=\"%s\"", c->params[0], c->user_id,
 				 f.bytes, curl_easy_strerror(rc));
 	} else if (rc == CURLE_OK && passed_on(f.status)) {
@@ -239,6 +258,7 @@ void tasks_content(struct call *c)
 	}
 	curl_easy_cleanup(easy);
 	curl_slist_free_all(headers);
+	free(auth);
 	free(url);
 	atomic_fetch_sub(&fetching, 1);
 }

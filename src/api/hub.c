@@ -179,7 +179,9 @@ int hub_seat_take(struct hub *h, const char *user_id)
 		st->next = h->seats[b];
 		h->seats[b] = st;
 	}
-	if (st && st->n < h->cfg->max_streams_per_user) {
+	if (!st)
+		rc = -2;
+	else if (st->n < h->cfg->max_streams_per_user) {
 		st->n++;
 		rc = 0;
 	}
@@ -801,11 +803,6 @@ static void keepalive_tick(struct hub *h, int64_t now)
 	}
 }
 
-/*
- * Writes what every dirty stream has queued and runs catch-up pages for those
- * below the low-water mark. Streams that still need catch-up go on the next
- * iteration's list, so one long replay cannot starve the others.
- */
 /*
  * Writes what is queued for every dirty stream, then gives catch-up its share:
  * one page per stream in turn, for at most HUB_CATCH_UP_SLICE_MS of queries per

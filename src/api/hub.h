@@ -28,8 +28,8 @@ void hub_stop(struct hub *hub);
 
 /*
  * Per-user streams in this process (max_streams_per_user). A stream takes its
- * user's seat before hub_adopt(): 0, or -1 when the user holds the cap (or out
- * of memory). From hub_adopt() on the hub gives the seat back when the stream
+ * user's seat before hub_adopt(): 0, -1 when the user holds the cap, -2 out of
+ * memory. From hub_adopt() on the hub gives the seat back when the stream
  * ends (also when hub_adopt fails); a caller that does not reach hub_adopt
  * gives it back itself.
  */

@@ -28,7 +28,7 @@ void stream_open(struct call *c)
 {
 	FCGX_Request *fr = c->fcgi;
 	int64_t last;
-	int fd;
+	int fd, seat;
 
 	if (stream_last_event_id(c->req->last_event_id, c->req->query, &last) < 0) {
 		http_error(c->resp, 400, "bad_request", "Last-Event-ID must be a non-negative integer");
@@ -38,7 +38,12 @@ void stream_open(struct call *c)
 		http_error(c->resp, 503, "unavailable", "too many open streams on this server; retry later");
 		return;
 	}
-	if (hub_seat_take(c->app->hub, c->user_id) < 0) {
+	seat = hub_seat_take(c->app->hub, c->user_id);
+	if (seat == -2) {
+		http_error(c->resp, 503, "unavailable", "the server cannot open more streams now; retry later");
+		return;
+	}
+	if (seat < 0) {
 		call_over_cap(c, "too_many_streams", LIMIT_RETRY_STREAM_S,
 			      "this account has %d live connections to this server (the limit is %d); "
 			      "close some tabs", c->app->cfg->max_streams_per_user,

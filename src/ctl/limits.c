@@ -3,7 +3,8 @@
  * "Per-user limits"): replies queued or running against max_replies_per_user,
  * tasks in progress against max_tasks_per_user, and the responders on which the
  * user holds max_streams_per_user streams (from their heartbeats in
- * mjs.responders, at most 5 s old). The caps compared against are the ones in
+ * mjs.responders, written every 5 s; a responder not heard of for 30 s is
+ * left out). The caps compared against are the ones in
  * mjsctl's configuration file, which is the servers' in a normal installation.
  * --all lists every user with a reply or task open as well.
  */

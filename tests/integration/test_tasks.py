@@ -99,6 +99,7 @@ def test_video_task_succeeds_with_its_options_and_a_content_url():
         r = a.get('/api/tasks/%s/content' % task['id'])
         assert r.status == 200 and r.body == whole, r
         assert r.headers.get('Content-Type') == 'video/mp4' and r.headers.get('Accept-Ranges') == 'bytes', r.headers
+        assert 'sandbox' in (r.headers.get_all('Content-Security-Policy') or []), r.headers
         assert 'private' in r.headers.get('Cache-Control', ''), r.headers
         # a player seeks with Range
         r = a.get('/api/tasks/%s/content' % task['id'], headers={'Range': 'bytes=100-299'})
@@ -112,6 +113,20 @@ def test_video_task_succeeds_with_its_options_and_a_content_url():
             mjs.assert_error(b.get('/api/tasks/%s/content' % task['id']), 404, 'not_found')
         with mjs.Client() as anon:
             mjs.assert_error(anon.get('/api/tasks/%s/content' % task['id']), 401, 'unauthorized')
+
+
+@mjs.timeout(60)
+def test_a_video_served_as_a_document_is_passed_on_as_bytes_only():
+    """An upstream that serves the file as text/html must not get a page run on our
+    origin: the type becomes application/octet-stream and the answer is sandboxed."""
+    with mjs.Client() as a:
+        a.signup()
+        task = mjs.create_task(a, 'video', 'fake:steps=1:html html %s' % tag())
+        final = mjs.wait_task_final(a, task['id'], WAIT)
+        r = a.get(final['result'][0])
+        assert r.status == 200 and r.body.startswith(b'fake video '), r
+        assert r.headers.get('Content-Type') == 'application/octet-stream', r.headers
+        assert 'sandbox' in (r.headers.get_all('Content-Security-Policy') or []), r.headers
 
 
 @mjs.timeout(60)

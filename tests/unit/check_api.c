@@ -140,6 +140,7 @@ START_TEST(test_cookie_secure_auto_follows_the_public_origin)
 	/* auto: secure unless the configured origin is http:// */
 	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "https://example.test", 0), 1);
 	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "http://127.0.0.1:8080", 1), 0);
+	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "HTTP://example.test", 1), 0);
 	/* auto without public_origin: the request's own scheme */
 	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "", 1), 1);
 	ck_assert_int_eq(auth_cookie_secure(CONFIG_AUTO, "", 0), 0);

@@ -76,9 +76,10 @@ function card(t) {
         el('img', { src: u, alt: t.prompt, loading: 'lazy' }))));
     } else {
       // our own route plays in the card (the page's policy allows media from the site
-      // only); another site's video opens in a tab of its own
+      // only), fetched when the user plays it (preload none: a grid of videos must not
+      // start a fetch from the upstream each); another site's video opens in a tab
       c.media.replaceChildren(...urls.map((u) => (u === own
-        ? el('video', { class: 'task-video', src: u, controls: true, preload: 'metadata' })
+        ? el('video', { class: 'task-video', src: u, controls: true, preload: 'none' })
         : el('a', { class: 'video-link', href: u, target: '_blank', rel: 'noopener', text: '▶ Open video' }))));
     }
   }

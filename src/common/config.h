@@ -62,6 +62,9 @@ struct config {
 	int reply_max_duration_ms;
 	int reply_max_tokens;		/* max_tokens sent upstream; 0: not sent */
 	char *worker_name;
+	int delta_retention_ms;		/* retention (worker/retention.c, sql/015) */
+	int event_retention_s;
+	int event_keep;
 	/* mjs-worker: image and video tasks */
 	int max_tasks;
 	int task_poll_interval_ms;

@@ -1,7 +1,8 @@
 /*
  * stats: mjsctl stats, one report of what the installation holds and does
  * right now: users, sessions, open streams per responder (from the heartbeats
- * in mjs.responders), generations by status, queue depth and the events table.
+ * in mjs.responders), generations by status, queue depth, the events table and
+ * retention (sql/015: what it deleted, what waits for it).
  * The report is one SQL statement building one JSON object; --json prints it
  * as it is, the text form reads it back.
  */
@@ -35,7 +36,18 @@ static const char SQL_STATS[] =
 	"     'rows_estimate', (SELECT greatest(reltuples, 0)::bigint FROM pg_class "
 	"                       WHERE oid = 'mjs.events'::regclass),"
 	"     'bytes', pg_total_relation_size('mjs.events'),"
-	"     'oldest', (SELECT mjs.rfc3339(min(created_at)) FROM mjs.events)))";
+	"     'oldest', (SELECT mjs.rfc3339(min(created_at)) FROM mjs.events)),"
+	/* what retention (sql/015) has done and what waits for it: deltas of finished
+	   replies past delta_retention, counted up to a million from where it got */
+	" 'retention', (SELECT json_build_object("
+	"     'delta_backlog', (SELECT count(*) FROM (SELECT 1 FROM mjs.events e "
+	"         WHERE e.created_at < now() - $1::bigint * interval '1 millisecond' "
+	"           AND (r.delta_since IS NULL OR e.created_at >= r.delta_since) AND e.type = 'message.delta' "
+	"           AND NOT EXISTS (SELECT 1 FROM mjs.messages m WHERE m.id = (e.data ->> 'message_id')::uuid "
+	"                           AND m.status IN ('created', 'pending', 'streaming')) LIMIT 1000000) x),"
+	"     'last_run', mjs.rfc3339(r.last_run_at), 'last_general_run', mjs.rfc3339(r.last_general_at),"
+	"     'deltas_deleted', r.deltas_deleted, 'events_deleted', r.events_deleted,"
+	"     'generations_deleted', r.gens_deleted) FROM mjs.retention r WHERE r.id = 1))";
 
 static long long get_int(struct json_object *o, const char *key)
 {
@@ -56,6 +68,7 @@ static void print_text(struct json_object *s)
 {
 	struct json_object *users = get(s, "users"), *gens = get(s, "generations"), *ev = get(s, "events");
 	struct json_object *resp = get(s, "responders"), *oldest = get(ev, "oldest");
+	struct json_object *ret = get(s, "retention");
 	size_t n = resp ? json_object_array_length(resp) : 0;
 	int first = 1;
 
@@ -78,16 +91,26 @@ static void print_text(struct json_object *s)
 	printf("queue depth    %lld\n", get_int(s, "queue_depth"));
 	printf("events         about %lld rows, %lld bytes, oldest %s\n", get_int(ev, "rows_estimate"),
 	       get_int(ev, "bytes"), oldest ? json_object_get_string(oldest) : "-");
+	if (ret) {
+		struct json_object *last = get(ret, "last_run");
+		printf("retention      %lld deltas waiting; deleted so far %lld deltas, %lld events, "
+		       "%lld generations; last run %s\n", get_int(ret, "delta_backlog"),
+		       get_int(ret, "deltas_deleted"), get_int(ret, "events_deleted"),
+		       get_int(ret, "generations_deleted"), last ? json_object_get_string(last) : "never");
+	}
 }
 
 int ctl_stats(struct ctl *c)
 {
+	char delta[16];
+	const char *params[1] = { delta };
 	struct json_object *s;
 	PGresult *res;
 
 	if (!ctl_db(c))
 		return EXIT_NODB;
-	if (!(res = db_exec(c->db, SQL_STATS, 0, NULL)))
+	snprintf(delta, sizeof(delta), "%d", c->cfg->delta_retention_ms);
+	if (!(res = db_exec(c->db, SQL_STATS, 1, params)))
 		return EXIT_FAIL;
 	s = ctl_json_value(res, 0, 0);
 	PQclear(res);

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "worker/chat.h"
 #include "worker/jobs.h"
+#include "worker/retention.h"
 #include "worker/tasks.h"
 
 #include <errno.h>
@@ -59,6 +60,7 @@ struct worker {
 	struct gen *gens;
 	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
 	struct jobs_drops drops;	/* finished messages whose chunks are still to delete */
+	struct retention retention;	/* old events, on a connection of its own */
 	PGconn *aux;		/* second connection: deletes those chunks off the flush's path
 				 * (a delete is in flight while drops.sending) */
 	int64_t aux_retry_at, drops_due;
@@ -565,6 +567,8 @@ static void run(struct worker *w)
 		}
 		drops_tick(w, now);
 		housekeeping(w, now);
+		if (!stop_signal)
+			retention_tick(&w->retention, now);
 		if (stop_signal) {
 			if (!deadline) {
 				deadline = now + w->cfg->shutdown_grace_ms;
@@ -653,6 +657,7 @@ int main(int argc, char **argv)
 	else
 		snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
 	w.multi = curl_multi_init();
+	retention_init(&w.retention, &cfg, util_now_ms());
 	w.tasks = tasks_sched_new(&cfg, w.multi, w.name);
 	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d chat_url=%s", w.name,
 		 cfg.max_generations, cfg.flush_interval_ms, cfg.chat_url[0] ? cfg.chat_url : "-");
@@ -660,6 +665,7 @@ int main(int argc, char **argv)
 	tasks_shutdown(w.tasks, w.db);
 	tasks_sched_free(w.tasks);
 	jobs_drops_free(&w.drops);
+	retention_close(&w.retention);
 	PQfinish(w.aux);
 	curl_multi_cleanup(w.multi);
 	PQfinish(w.db);

@@ -256,11 +256,13 @@ struct opts {
 	double write_rate;		/* renames per second, 0: no writer */
 	const char *targets;		/* "cookie conversation-id" lines */
 	double settle_s;		/* quiet time at the end of the run */
+	double interval_s;		/* -I: a latency line per interval on stdout (0: none) */
 };
 
 struct measured {
 	char name[TYPE_MAX];
 	struct hist h;
+	struct hist interval;		/* since the last -I line */
 };
 
 /*
@@ -686,7 +688,7 @@ static void count_type(struct load *L, const char *name)
 }
 
 /* Records arrival − stamp for every "@T<19 digits>" in data. */
-static void measure_stamps(struct load *L, struct hist *h, const char *data, size_t len,
+static void measure_stamps(struct load *L, struct measured *m, const char *data, size_t len,
 			   int64_t arrival_ns)
 {
 	const char *p = data, *end = data + len;
@@ -706,7 +708,9 @@ static void measure_stamps(struct load *L, struct hist *h, const char *data, siz
 			p++;
 			continue;
 		}
-		hist_add(h, (arrival_ns - stamp) / 1000);
+		hist_add(&m->h, (arrival_ns - stamp) / 1000);
+		if (L->o.interval_s > 0)
+			hist_add(&m->interval, (arrival_ns - stamp) / 1000);
 		if (L->o.verbose)
 			hist_add(&L->second, (arrival_ns - stamp) / 1000);
 		p += 2 + STAMP_DIGITS;
@@ -763,7 +767,7 @@ static void sse_dispatch(struct load *L, int i, int64_t arrival_ns)
 	}
 	for (int k = 0; k < L->nmeasured; k++)
 		if (!strcmp(L->measured[k].name, t->ev_type)) {
-			measure_stamps(L, &L->measured[k].h, t->data.data, t->data.len, arrival_ns);
+			measure_stamps(L, &L->measured[k], t->data.data, t->data.len, arrival_ns);
 			break;
 		}
 out:
@@ -1429,6 +1433,23 @@ static void housekeeping(struct load *L, int64_t now)
 	}
 }
 
+/* -I: one line for the interval just ended, then its histograms start again. */
+static void print_interval(struct load *L, int64_t now)
+{
+	printf("interval: t=%.0f streaming=%d events=%" PRIu64 " lost=%" PRIu64 " duplicates=%" PRIu64
+	       " resets=%" PRIu64 " reconnects=%" PRIu64, (double)(now - L->ready_ns) / NS_PER_S, L->streaming,
+	       L->events, L->lost, L->duplicates, L->resets, L->reconnects);
+	for (int k = 0; k < L->nmeasured; k++) {
+		struct hist *h = &L->measured[k].interval;
+		printf(" %s: n=%" PRIu64 " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f", L->measured[k].name, h->count,
+		       hist_quantile(h, 0.5) / 1000.0, hist_quantile(h, 0.99) / 1000.0,
+		       hist_quantile(h, 1.0) / 1000.0);
+		memset(h, 0, sizeof(*h));
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
 static int should_stop(struct load *L, int64_t now)
 {
 	if (stop_requested)
@@ -1450,7 +1471,7 @@ static int should_stop(struct load *L, int64_t now)
 static void run(struct load *L)
 {
 	struct epoll_event evs[EPOLL_BATCH];
-	int64_t next_house = 0, next_progress;
+	int64_t next_house = 0, next_progress, next_interval = INT64_MAX;
 	uint64_t events_at_progress = 0;
 
 	L->start_ns = mono_ns();
@@ -1468,6 +1489,14 @@ static void run(struct load *L)
 			break;
 		start_connects(L, now);
 		writer_tick(L, now);
+		if (L->o.interval_s > 0 && L->ready) {
+			if (next_interval == INT64_MAX) {
+				next_interval = L->ready_ns + (int64_t)(L->o.interval_s * NS_PER_S);
+			} else if (now >= next_interval) {
+				print_interval(L, now);
+				next_interval += (int64_t)(L->o.interval_s * NS_PER_S);
+			}
+		}
 		if (L->o.verbose && now >= next_progress) {
 			fprintf(stderr, "sse_load: t=%.0fs streaming=%d connecting=%d queued=%d events=%" PRIu64
 				" (+%" PRIu64 "/s) lost=%" PRIu64 " failed=%" PRIu64 " closed_early=%" PRIu64
@@ -1635,6 +1664,8 @@ static void usage(FILE *f)
 	      "                 connection, \"@T<ns>\" in each title (needs -C)\n"
 	      "  -C FILE        writer targets, \"COOKIE CONVERSATION-ID\" per line, used in turn\n"
 	      "  -S SECONDS     the writer stops this long before the end (default 2)\n"
+	      "  -I SECONDS     print one line per interval: streams, events and each measured\n"
+	      "                 type's latency over that interval alone (a soak's flatness)\n"
 	      "  -v             progress to stderr every second (-vv: every failure)\n", f);
 }
 
@@ -1676,7 +1707,7 @@ int main(int argc, char **argv)
 	L.o.max_connecting = 256;
 	L.o.path = "/api/events";
 	L.o.measure = "message.delta,conversation.updated";
-	while ((c = getopt(argc, argv, "H:p:c:t:d:n:o:T:i:r:m:RD:e:w:P:W:C:S:vh")) != -1) {
+	while ((c = getopt(argc, argv, "H:p:c:t:d:n:o:T:i:r:m:RD:e:w:P:W:C:S:I:vh")) != -1) {
 		switch (c) {
 		case 'H': L.o.host = optarg; break;
 		case 'p': L.o.port = (int)parse_count(optarg, "port", 65535); break;
@@ -1697,6 +1728,7 @@ int main(int argc, char **argv)
 		case 'W': L.o.write_rate = parse_seconds(optarg, "write rate"); break;
 		case 'C': L.o.targets = optarg; break;
 		case 'S': L.o.settle_s = parse_seconds(optarg, "settle time"); break;
+		case 'I': L.o.interval_s = parse_seconds(optarg, "interval"); break;
 		case 'v': L.o.verbose++; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -91,7 +91,9 @@ int ctl_check(struct ctl *c)
 		snprintf(detail, sizeof(detail), "no config file, every key has its default");
 	result(&r, "config", 1, detail);
 	if (!ctl_db(c)) {
-		snprintf(detail, sizeof(detail), "cannot connect (database = %s)", c->cfg->database);
+		char shown[400];
+		snprintf(detail, sizeof(detail), "cannot connect (database = %s)",
+			 ctl_conninfo_shown(c->cfg->database, shown, sizeof(shown)));
 		result(&r, "database", 0, detail);
 		rc = EXIT_NODB;
 		goto out;

@@ -28,11 +28,14 @@ enum ctl_opt {
 	OPT_OLDER_THAN = 1 << 4,
 	OPT_KEEP = 1 << 5,
 	OPT_LIMIT = 1 << 6,
+	OPT_DATABASE = 1 << 7,
+	OPT_ADMIN = 1 << 8,
 };
 
 struct ctl {
 	struct config *cfg;
 	const char *config_path;	/* the file read, or NULL when the default was missing */
+	const char *config_target;	/* the file -c names, or the default (setup writes it) */
 	PGconn *db;
 	int json;
 	unsigned opts;			/* enum ctl_opt bits given */
@@ -40,6 +43,8 @@ struct ctl {
 	const char *older_than;		/* --older-than */
 	long long keep;			/* --keep */
 	long long limit;		/* --limit */
+	const char *database;		/* --database (setup) */
+	const char *admin;		/* --admin (setup) */
 	const char *const *args;	/* positional arguments after the command words */
 	int nargs;
 };
@@ -49,6 +54,9 @@ struct ctl {
  * stderr that the database cannot be reached: the command exits EXIT_NODB.
  */
 PGconn *ctl_db(struct ctl *c);
+
+/* A conninfo as it may be shown: its parts with the password masked (for messages). */
+const char *ctl_conninfo_shown(const char *conninfo, char *out, size_t len);
 
 /* Prints an error line "mjsctl: ..." on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -105,6 +113,7 @@ int ctl_events_prune(struct ctl *c);
 
 int ctl_stats(struct ctl *c);
 int ctl_limits(struct ctl *c);
+int ctl_setup(struct ctl *c);
 int ctl_check(struct ctl *c);
 
 #endif

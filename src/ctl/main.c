@@ -27,6 +27,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "setup", NULL, 0, 0, OPT_DATABASE | OPT_ADMIN, ctl_setup, "[--database CONNINFO] [--admin CONNINFO]" },
 	{ "migrate", NULL, 0, 0, OPT_STATUS, ctl_migrate, "[--status]" },
 	{ "user", "add", 1, 1, OPT_PASSWORD_STDIN, ctl_user_add, "NAME [--password-stdin]" },
 	{ "user", "list", 0, 0, 0, ctl_user_list, "" },
@@ -61,6 +62,8 @@ static const struct {
 	{ "--older-than", OPT_OLDER_THAN, 1 },
 	{ "--keep", OPT_KEEP, 1 },
 	{ "--limit", OPT_LIMIT, 1 },
+	{ "--database", OPT_DATABASE, 1 },
+	{ "--admin", OPT_ADMIN, 1 },
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -123,6 +126,8 @@ static int take_option(struct ctl *c, int argc, char **argv, int *i)
 		case OPT_OLDER_THAN: c->older_than = value; break;
 		case OPT_KEEP: return parse_count("--keep", value, 0, &c->keep);
 		case OPT_LIMIT: return parse_count("--limit", value, 1, &c->limit);
+		case OPT_DATABASE: c->database = value; break;
+		case OPT_ADMIN: c->admin = value; break;
 		default: break;
 		}
 		return 0;
@@ -186,12 +191,16 @@ int main(int argc, char **argv)
 	}
 	if (!path)
 		path = CONFIG_DEFAULT_PATH;
+	/* setup writes the file when it is missing */
+	if (optind < argc && !strcmp(argv[optind], "setup"))
+		must_exist = 0;
 	if (config_load(&cfg, path, must_exist, err, sizeof(err)) < 0) {
 		ctl_err("%s", err);
 		config_free(&cfg);
 		return EXIT_USAGE;
 	}
 	c.cfg = &cfg;
+	c.config_target = path;
 	c.config_path = (must_exist || access(path, F_OK) == 0) ? path : NULL;
 	log_set_level(LOG_ERROR);
 	argc -= optind;
@@ -219,7 +228,7 @@ int main(int argc, char **argv)
 			args[c.nargs++] = argv[i];
 		}
 	}
-	for (unsigned bit = 1; bit <= OPT_LIMIT; bit <<= 1) {
+	for (unsigned bit = 1; bit <= OPT_ADMIN; bit <<= 1) {
 		if ((c.opts & bit) && !(cmd->opts & bit)) {
 			ctl_err("option %s does not apply to \"%s%s%s\"", option_name(bit), cmd->group,
 				cmd->sub ? " " : "", cmd->sub ? cmd->sub : "");

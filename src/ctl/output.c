@@ -35,13 +35,36 @@ void ctl_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+const char *ctl_conninfo_shown(const char *conninfo, char *out, size_t len)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!opts) {
+		snprintf(out, len, "(not a valid connection string)");
+		return out;
+	}
+	for (PQconninfoOption *o = opts; o->keyword && n < len; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		n += (size_t)snprintf(out + n, len - n, "%s%s=%s", n ? " " : "", o->keyword,
+				      !strcmp(o->keyword, "password") ? "***" : o->val);
+	}
+	PQconninfoFree(opts);
+	return out;
+}
+
 PGconn *ctl_db(struct ctl *c)
 {
+	char shown[512];
+
 	if (c->db)
 		return c->db;
 	c->db = db_connect(c->cfg->database);
 	if (!c->db)
-		ctl_err("cannot connect to the database (database = %s)", c->cfg->database);
+		ctl_err("cannot connect to the database (database = %s)",
+			ctl_conninfo_shown(c->cfg->database, shown, sizeof(shown)));
 	return c->db;
 }
 

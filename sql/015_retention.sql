@@ -4,9 +4,10 @@
 -- nearly all message.delta. A finished reply's deltas say nothing its final
 -- message.updated does not: a tab that was away reloads the message whole.
 -- So the workers (one at a time: an advisory lock) delete
---   1. every message.delta older than delta_retention whose message is no
---      longer streaming (or gone), in batches, every few seconds while there
---      is a backlog;
+--   1. every message.delta older than delta_retention whose reply is no
+--      longer generating (its job is done, or gone with its message), in
+--      batches, every few seconds while there is a backlog; the check reads the
+--      open jobs only (the planner hashes them once), never all messages;
 --   2. every event older than event_retention that is not among its user's
 --      last event_keep (what mjsctl events prune does by hand), and finished
 --      generations (the job rows, not the messages) as old, less often.
@@ -55,8 +56,8 @@ BEGIN
     -- 1. deltas of finished replies, oldest first, from where the last run stopped
     WITH c AS (
         SELECT e.ctid AS row_id, e.created_at, e.type = 'message.delta' AND NOT EXISTS (
-                   SELECT 1 FROM mjs.messages m WHERE m.id = (e.data ->> 'message_id')::uuid
-                     AND m.status IN ('created', 'pending', 'streaming')) AS doomed
+                   SELECT 1 FROM mjs.generations g WHERE g.message_id = (e.data ->> 'message_id')::uuid
+                     AND g.state <> 'done') AS doomed
         FROM mjs.events e
         WHERE e.created_at < upto AND (since IS NULL OR e.created_at >= since)
         ORDER BY e.created_at LIMIT p_batch * 4),

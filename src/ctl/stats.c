@@ -43,8 +43,9 @@ static const char SQL_STATS[] =
 	"     'delta_backlog', (SELECT count(*) FROM (SELECT 1 FROM mjs.events e "
 	"         WHERE e.created_at < now() - $1::bigint * interval '1 millisecond' "
 	"           AND (r.delta_since IS NULL OR e.created_at >= r.delta_since) AND e.type = 'message.delta' "
-	"           AND NOT EXISTS (SELECT 1 FROM mjs.messages m WHERE m.id = (e.data ->> 'message_id')::uuid "
-	"                           AND m.status IN ('created', 'pending', 'streaming')) LIMIT 1000000) x),"
+	"           AND NOT EXISTS (SELECT 1 FROM mjs.generations g "
+	"                           WHERE g.message_id = (e.data ->> 'message_id')::uuid AND g.state <> 'done') "
+	"         LIMIT 1000000) x),"
 	"     'last_run', mjs.rfc3339(r.last_run_at), 'last_general_run', mjs.rfc3339(r.last_general_at),"
 	"     'deltas_deleted', r.deltas_deleted, 'events_deleted', r.events_deleted,"
 	"     'generations_deleted', r.gens_deleted) FROM mjs.retention r WHERE r.id = 1))";

@@ -34,7 +34,7 @@ MJS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MJS_PG_BIN=${MJS_PG_BIN:-/usr/lib/postgresql/15/bin}
 MJS_DEB_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-dev libpq-dev
 	libjson-c-dev libcurl4-openssl-dev check libcrypt-dev postgresql-15 nginx-light python3
-	mandoc curl clang git"
+	mandoc curl clang git debhelper dpkg-dev fakeroot lintian"
 MJS_PROCS="fake worker api-1 api-2 nginx"
 
 mjs_say() { printf '%s\n' "$*"; }
@@ -523,7 +523,7 @@ mjs_nginx_conf() { printf '%s' "$MJS_STATE_DIR/nginx/nginx.conf"; }
 # Renders nginx/mjs.conf into the state directory and writes the nginx.conf
 # around it (own pid, logs and temp paths; daemon off: mjs_spawn supervises it).
 mjs_render_nginx() {
-	local dir=$MJS_STATE_DIR/nginx web=$MJS_REPO/web tpl left user='' nofile
+	local dir=$MJS_STATE_DIR/nginx web=${MJS_WEB_ROOT:-$MJS_REPO/web} tpl left user='' nofile
 	if [ ! -d "$web" ]; then
 		web=$dir/www
 		mkdir -p "$web" || return 1
@@ -684,7 +684,7 @@ mjs_start_nginx() {
 	# the web client too: a 403 or 404 here is what a user would otherwise meet as a blank page
 	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$MJS_URL/")
 	if [ "$code" != 200 ]; then
-		mjs_warn "nginx answers $code for / : it cannot serve the web client from $MJS_REPO/web" \
+		mjs_warn "nginx answers $code for / : it cannot serve the web client from ${MJS_WEB_ROOT:-$MJS_REPO/web}" \
 			"(see $MJS_STATE_DIR/logs/nginx.log)"
 		return 1
 	fi

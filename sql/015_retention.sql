@@ -10,7 +10,9 @@
 --      open jobs only (the planner hashes them once), never all messages;
 --   2. every event older than event_retention that is not among its user's
 --      last event_keep (what mjsctl events prune does by hand), and finished
---      generations (the job rows, not the messages) as old, less often.
+--      generations (the job rows, not the messages) as old, less often. Kept
+--      short by default (mjs(7), RETENTION): a btree page of (user_id, seq)
+--      comes back only once every event on it is gone.
 -- A tab whose Last-Event-ID falls into deleted history gets `reset` and reloads
 -- over REST, as after a prune: the hub resets on any hole in the seqs.
 --

@@ -70,7 +70,7 @@ static const struct key keys[] = {
 	{ "reply_max_tokens", T_INT, OFF(reply_max_tokens), "0", 0, 10000000 },
 	{ "worker_name", T_STRING, OFF(worker_name), "", 0, 0 },
 	{ "delta_retention", T_DURATION, OFF(delta_retention_ms), "10min", 60000, 7LL * 86400000 },
-	{ "event_retention", T_DURATION_S, OFF(event_retention_s), "7d", 3600, 3650LL * 86400 },
+	{ "event_retention", T_DURATION_S, OFF(event_retention_s), "30min", 600, 3650LL * 86400 },
 	{ "event_keep", T_INT, OFF(event_keep), "100", 0, 1000000 },
 	{ "max_tasks", T_INT, OFF(max_tasks), "200", 1, 100000 },
 	{ "task_poll_interval", T_DURATION, OFF(task_poll_interval_ms), "2s", 10, 3600000 },

@@ -12,7 +12,7 @@
 
 #define RETENTION_EVERY_MS 10000
 #define RETENTION_BUSY_MS 1000		/* again this soon after a full batch */
-#define RETENTION_GENERAL_MS 600000
+#define RETENTION_GENERAL_MS 300000
 #define RETENTION_BATCH "2000"		/* rows deleted per step; 4x that scanned for deltas */
 
 static const char SQL_RETAIN[] =

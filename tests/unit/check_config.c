@@ -77,7 +77,7 @@ START_TEST(test_defaults_match_the_key_table)
 	ck_assert_int_eq(cfg.max_replies_per_user, 10);
 	ck_assert_int_eq(cfg.max_tasks_per_user, 10);
 	ck_assert_int_eq(cfg.delta_retention_ms, 600000);
-	ck_assert_int_eq(cfg.event_retention_s, 7 * 86400);
+	ck_assert_int_eq(cfg.event_retention_s, 1800);
 	ck_assert_int_eq(cfg.event_keep, 100);
 	ck_assert_int_eq(cfg.allow_registration, 1);
 	ck_assert_int_eq(cfg.login_failures_free, 5);

@@ -202,6 +202,9 @@ function stackShell(script, vars = {}) {
 }
 
 const taskSel = (id) => `#task-grid li.task[data-id="${id}"]`;
+// The ids of the cards in a tab's grid; a new task is the id not there before
+// its create was clicked (the grid may already hold older cards).
+const taskIds = (tab) => tab.page.$$eval('#task-grid li.task', (lis) => lis.map((li) => li.dataset.id));
 
 // --- the API from outside the browser (the "other device" of the race steps) --------
 
@@ -447,10 +450,9 @@ async function scenarios(browser) {
     await A2.page.click('#nav-tasks');
     await A1.page.selectOption('#task-kind', 'image');
     await A1.page.fill('#task-prompt', 'fake:steps=4:step=0.4 a red fox');
+    const before = await taskIds(A1);
     await A1.page.click('#task-create');
-    const card = A1.page.locator('#task-grid li.task').first();
-    await card.waitFor({ timeout: TIMEOUT });
-    taskId = await card.getAttribute('data-id');
+    taskId = await poll(async () => (await taskIds(A1)).find((t) => !before.includes(t)), 'the new card in tab 1');
     const seen = new Set();
     let shot = false;
     await poll(async () => {
@@ -499,10 +501,9 @@ async function scenarios(browser) {
   await step('video-result-comes-through-the-api', [A1, A2], async () => {
     await A1.page.selectOption('#task-kind', 'video');
     await A1.page.fill('#task-prompt', 'fake:steps=1 a wave');
+    const before = await taskIds(A1);
     await A1.page.click('#task-create');
-    const card = A1.page.locator('#task-grid li.task').first();
-    await card.waitFor({ timeout: TIMEOUT });
-    const id = await card.getAttribute('data-id');
+    const id = await poll(async () => (await taskIds(A1)).find((t) => !before.includes(t)), 'the new card in tab 1');
     const src = `/api/tasks/${id}/content`;
     for (const tab of [A1, A2]) {
       await poll(async () => (await tab.page.locator(taskSel(id) + ' video').getAttribute('src', { timeout: 2000 })) === src,

@@ -180,7 +180,7 @@ out:
 /*
  * One row whether the user exists or not (so both take the same path): the
  * user, and the seconds the name is still blocked after failed logins
- * (sql/011), and whether it has failures to forget on success.
+ * (sql/functions/login_failed.sql), and whether it has failures to forget on success.
  */
 static const char SQL_LOGIN_USER[] =
 	"SELECT u.id, u.password_hash, u.disabled, mjs.user_json(u)::text, "

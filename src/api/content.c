@@ -1,6 +1,6 @@
 /*
  * content: GET /api/tasks/{id}/content, a task result that only the upstream's
- * key can fetch (sql/013): the file is fetched from mjs.tasks.content_url with
+ * key can fetch (mjs.tasks.content_url): the file is fetched from mjs.tasks.content_url with
  * video_api_key and passed to the client as it arrives, for the task's owner
  * only. A Range header goes upstream and 206/416 come back, so a video player
  * can seek. nginx buffers the answer, so a REST thread is held for as long as

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One snapshot: the page and the user's event seq it reflects (sql/009, page.h). */
+/* One snapshot: the page and the user's event seq it reflects (sql/functions/conversation_page.sql, page.h). */
 static const char SQL_LIST[] = "SELECT * FROM mjs.conversation_page($1, $2, $3, $4)";
 
 void conversations_list(struct call *c)

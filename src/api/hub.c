@@ -375,7 +375,7 @@ static int stream_reset(struct hub *h, struct stream *s, int64_t head)
  * A page holds at most $3 events and, past its first, $4 bytes of data (what
  * the queue has room for: a page of large events is not read for one or two
  * of them); total is how many the page had before the byte cap. The sizes are
- * the stored ones (pg_column_size: event data is stored uncompressed, sql/007),
+ * the stored ones (pg_column_size: event data is stored uncompressed, sql/migrations/001_baseline.sql),
  * read from the TOAST pointers, so what is left out is never read.
  */
 static const char SQL_CATCH_UP[] =

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One page and the user's event seq it reflects, in one snapshot (sql/010, page.h). */
+/* One page and the user's event seq it reflects, in one snapshot (sql/functions/message_page.sql, page.h). */
 static const char SQL_LIST[] = "SELECT * FROM mjs.message_page($1, $2, $3, $4, $5)";
 
 void messages_list(struct call *c)
@@ -35,7 +35,7 @@ void messages_list(struct call *c)
 	page_respond(c, res, &p);
 }
 
-/* sql/012: refused (open_replies set, nothing changed) at max_replies_per_user */
+/* mjs.send_message: refused (open_replies set, nothing changed) at max_replies_per_user */
 static const char SQL_SEND[] =
 	"SELECT body::text, event_seq, open_replies FROM mjs.send_message($1, $2, $3, $4, $5)";
 

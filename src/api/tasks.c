@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One snapshot: the page and the user's event seq it reflects (sql/009, page.h). */
+/* One snapshot: the page and the user's event seq it reflects (sql/functions/task_page.sql, page.h). */
 static const char SQL_LIST[] = "SELECT * FROM mjs.task_page($1, $5, $2, $3, $4)";
 
 void tasks_list(struct call *c)
@@ -124,7 +124,7 @@ static int read_options(struct json_object *body, int video, struct json_object 
 	return 0;
 }
 
-/* sql/012: refused (running_tasks set, nothing changed) at max_tasks_per_user */
+/* mjs.create_task: refused (running_tasks set, nothing changed) at max_tasks_per_user */
 static const char SQL_CREATE[] =
 	"SELECT body::text, event_seq, running_tasks FROM mjs.create_task($1, $2, $3, $4::jsonb, $5)";
 

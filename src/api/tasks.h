@@ -1,6 +1,6 @@
 /*
  * tasks: the /api/tasks handlers (image and video tasks). Each write is one
- * SQL function that changes the row and emits its event (sql/004_tasks.sql);
+ * SQL function that changes the row and emits its event (sql/functions/);
  * the worker moves status and progress.
  */
 #ifndef MJS_TASKS_H

@@ -62,7 +62,7 @@ struct config {
 	int reply_max_duration_ms;
 	int reply_max_tokens;		/* max_tokens sent upstream; 0: not sent */
 	char *worker_name;
-	int delta_retention_ms;		/* retention (worker/retention.c, sql/015) */
+	int delta_retention_ms;		/* retention (worker/retention.c, sql/functions/retain.sql) */
 	int event_retention_s;
 	int event_keep;
 	/* mjs-worker: image and video tasks */

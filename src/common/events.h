@@ -1,7 +1,9 @@
 /*
- * events: what every process agrees on about the event log. Writers call the SQL
- * function mjs.emit() in the transaction that makes a change (see sql/001_init.sql);
- * this module parses the notifications it sends and names the replay query.
+ * events: what every process agrees on about the event log. Every change a user
+ * sees is appended by the SQL function mjs.emit_batch() (or mjs.emit(), one
+ * event) in the transaction that makes it (sql/functions/emit_batch.sql); this
+ * module parses the notifications it sends (sql/functions/event_payload.sql)
+ * and names the replay query.
  */
 #ifndef MJS_EVENTS_H
 #define MJS_EVENTS_H

@@ -2,7 +2,8 @@
  * check: mjsctl check, what a deployment step or a monitor asks before
  * trusting an installation: the config loads (it did, or mjsctl would have
  * exited 2), the database answers, every migration this mjsctl knows is
- * applied and unchanged, and each configured upstream answers HTTP within a
+ * applied and unchanged, every function, view and trigger is as its file and
+ * the last migrate made it (no drift), and each configured upstream answers HTTP within a
  * short timeout. Any HTTP status counts as reachable (a base URL often
  * answers 404); a refused connection, a DNS failure or a timeout does not.
  */
@@ -106,6 +107,22 @@ int ctl_check(struct ctl *c)
 		snprintf(detail, sizeof(detail), "%d applied, %d pending%s", applied, pending,
 			 pending ? ": run mjsctl migrate" : "");
 		result(&r, "migrations", pending == 0, detail);
+	}
+	{
+		struct definitions_state st;
+
+		if (ctl_definitions_state(c, &st, 0) < 0)
+			result(&r, "definitions", 0, "cannot be checked (see above)");
+		else if (st.pending)
+			snprintf(detail, sizeof(detail), "%d of %d not applied (%s%s): run mjsctl migrate", st.pending,
+				 st.applied + st.pending, st.first_pending, st.pending > 1 ? ", ..." : "");
+		else if (st.drift)
+			snprintf(detail, sizeof(detail), "%d applied; drift: %s%s (mjsctl migrate --status lists it all)",
+				 st.applied, st.first_drift, st.drift > 1 ? ", ..." : "");
+		else
+			snprintf(detail, sizeof(detail), "%d applied, no drift", st.applied);
+		if (st.applied + st.pending + st.drift)
+			result(&r, "definitions", !st.pending && !st.drift, detail);
 	}
 	check_upstream(&r, "chat_url", c->cfg->chat_url);
 	check_upstream(&r, "image_url", c->cfg->image_url);

@@ -93,6 +93,24 @@ int ctl_migrate(struct ctl *c);
 /* Compares the built-in migrations with the database's; fills the counts. Returns 0 or -1 (said). */
 int ctl_migrations_state(struct ctl *c, int *applied, int *pending, int print);
 
+/* Where the definitions (sql/functions, sql/views) stand in the database. */
+struct definitions_state {
+	int applied;		/* files whose text the database has */
+	int pending;		/* files new or changed since the last migrate */
+	int drift;		/* objects changed, missing or added since the last migrate */
+	char first_pending[64];
+	char first_drift[200];
+};
+
+/*
+ * Applies the definition files whose text changed since the last migrate (all
+ * of them when an object drifted), in one transaction; counts them in ran.
+ * The caller holds migrate's lock. Returns 0 or -1 (said).
+ */
+int ctl_definitions_apply(struct ctl *c, int *ran);
+/* Fills st; with print, one line per file and per drifted object. Returns 0 or -1 (said). */
+int ctl_definitions_state(struct ctl *c, struct definitions_state *st, int print);
+
 int ctl_user_add(struct ctl *c);
 int ctl_user_list(struct ctl *c);
 int ctl_user_disable(struct ctl *c);

@@ -1,8 +1,11 @@
 /*
- * migrate: applies the SQL migrations built into mjsctl (sql/NNN_*.sql), each in
- * its own transaction with its row in mjs.schema_migrations, under an advisory
- * lock so concurrent runs wait for each other. An applied migration whose text
- * changed, or one newer than this mjsctl knows, is refused.
+ * migrate: applies the SQL built into mjsctl, under an advisory lock so
+ * concurrent runs wait for each other: first the numbered migrations
+ * (sql/migrations/NNN_*.sql) not applied yet, each in its own transaction with
+ * its row in mjs.schema_migrations (an applied migration whose text changed,
+ * or one newer than this mjsctl knows, is refused); then the definitions
+ * (sql/functions, sql/views) whose text changed, in one transaction
+ * (definitions.c).
  */
 #include "ctl/ctl.h"
 #include "common/db.h"
@@ -147,12 +150,17 @@ static int apply_one(PGconn *db, const struct migration *m)
 int ctl_migrate(struct ctl *c)
 {
 	PGresult *have = NULL;
-	int rc = EXIT_FAIL, ran = 0, applied, pending;
+	int rc = EXIT_FAIL, ran = 0, defs, applied, pending;
 
 	if (!ctl_db(c))
 		return EXIT_NODB;
-	if (c->opts & OPT_STATUS)
-		return ctl_migrations_state(c, &applied, &pending, 1) < 0 ? EXIT_FAIL : EXIT_OK;
+	if (c->opts & OPT_STATUS) {
+		struct definitions_state st;
+
+		if (ctl_migrations_state(c, &applied, &pending, 1) < 0 || ctl_definitions_state(c, &st, 1) < 0)
+			return EXIT_FAIL;
+		return EXIT_OK;
+	}
 	if (db_command(c->db, SQL_LOCK, 0, NULL) < 0)
 		return EXIT_FAIL;
 	for (size_t i = 0; i < sizeof(SQL_MIGRATIONS_TABLE) / sizeof(SQL_MIGRATIONS_TABLE[0]); i++)
@@ -171,6 +179,9 @@ int ctl_migrate(struct ctl *c)
 		printf("applied %03d_%s\n", m->version, m->name);
 		ran++;
 	}
+	if (ctl_definitions_apply(c, &defs) < 0)
+		goto out;
+	ran += defs;
 	if (!ran)
 		printf("database is up to date\n");
 	rc = EXIT_OK;

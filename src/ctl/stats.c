@@ -2,7 +2,7 @@
  * stats: mjsctl stats, one report of what the installation holds and does
  * right now: users, sessions, open streams per responder (from the heartbeats
  * in mjs.responders), generations by status, queue depth, the events table and
- * retention (sql/015: what it deleted, what waits for it).
+ * retention (mjs.retain: what it deleted, what waits for it).
  * The report is one SQL statement building one JSON object; --json prints it
  * as it is, the text form reads it back.
  */
@@ -37,7 +37,7 @@ static const char SQL_STATS[] =
 	"                       WHERE oid = 'mjs.events'::regclass),"
 	"     'bytes', pg_total_relation_size('mjs.events'),"
 	"     'oldest', (SELECT mjs.rfc3339(min(created_at)) FROM mjs.events)),"
-	/* what retention (sql/015) has done and what waits for it: deltas of finished
+	/* what retention (mjs.retain) has done and what waits for it: deltas of finished
 	   replies past delta_retention, counted up to a million from where it got */
 	" 'retention', (SELECT json_build_object("
 	"     'delta_backlog', (SELECT count(*) FROM (SELECT 1 FROM mjs.events e "

@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "worker/upstream_sse.h"
 
-/* A longer reply is folded from its chunks by the database instead (sql/007). */
+/* A longer reply is folded from its chunks by the database instead (sql/functions/flush_generations.sql). */
 #define GEN_TEXT_MAX (4 << 20)
 
 struct gen {

@@ -31,7 +31,7 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
  * deleted. The worker deletes them on a second connection, outside the flush,
  * in batches of at most JOBS_DROP_ROWS chunks (at least one message): one
  * reply's chunks lie one per page across the table, so deleting them is page
- * writes the flush should not wait for (sql/007), and replies that end
+ * writes the flush should not wait for (sql/functions/drop_chunks.sql), and replies that end
  * together must not turn into one big delete while the rest still stream.
  */
 #define JOBS_DROP_ROWS 5000

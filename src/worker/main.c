@@ -368,7 +368,7 @@ static void flush_collect(struct worker *w)
 #define HOUSEKEEPING_MS 60000
 #define SESSIONS_PER_SWEEP 1000
 
-/* Failed logins a day old count no more (sql/011). */
+/* Failed logins a day old count no more (sql/functions/login_failed.sql). */
 static const char SQL_OLD_LOGIN_FAILURES[] =
 	"DELETE FROM mjs.login_failures WHERE last_failed_at < now() - interval '1 day'";
 

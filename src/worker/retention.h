@@ -1,7 +1,7 @@
 /*
  * retention: the worker keeps mjs.events (and the finished job rows) bounded
  * by itself, on a connection of its own so that no flush ever waits for it.
- * The rule lives in SQL (mjs.retain, sql/015); this module runs it: one
+ * The rule lives in SQL (sql/functions/retain.sql); this module runs it: one
  * bounded run every RETENTION_EVERY_MS, every second while runs come back
  * full, the general part (old events, old jobs) every RETENTION_GENERAL_MS.
  * Workers take turns through an advisory lock; a run is sent and its answer

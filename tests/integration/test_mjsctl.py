@@ -63,18 +63,51 @@ def user_row(name):
 
 @mjs.timeout(60)
 def test_migrate_status_and_check_report_an_up_to_date_stack():
-    states = json_lines(ok('--json', 'migrate', '--status'))
+    rows = json_lines(ok('--json', 'migrate', '--status'))
+    states = [r for r in rows if 'version' in r]
+    files = [r for r in rows if 'definition' in r]
     assert states and all(s['state'] == 'applied' for s in states), states
     assert [s['version'] for s in states] == sorted(s['version'] for s in states), states
-    assert any(s['name'] == 'ops' for s in states), states
+    assert any(s['name'] == 'baseline' for s in states), states
+    assert files and all(f['state'] == 'applied' for f in files), files
+    assert {'functions/emit_batch.sql', 'views/queue_depth.sql'} <= {f['definition'] for f in files}, files
+    assert len(rows) == len(states) + len(files), rows
     assert 'database is up to date' in ok('migrate')
     report = json_one('check')
     assert report['ok'] is True, report
     names = [c['name'] for c in report['checks']]
-    assert names == ['config', 'database', 'migrations', 'chat_url', 'image_url', 'video_url'], names
+    assert names == ['config', 'database', 'migrations', 'definitions', 'chat_url', 'image_url', 'video_url'], names
     assert all(c['ok'] for c in report['checks']), report
     text = ok('check')
     assert 'FAIL' not in text and 'migrations' in text, text
+
+
+@mjs.timeout(60)
+def test_check_reports_schema_drift_and_migrate_repairs_it():
+    # the same function with another text: what an operator's hand edit looks like
+    mjs.psql("CREATE OR REPLACE FUNCTION mjs.rfc3339(t timestamptz) RETURNS text "
+             "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+             "$$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') -- by hand $$")
+    mjs.psql("CREATE FUNCTION mjs.made_by_hand() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
+    try:
+        rc, out, err = mjsctl('--json', 'check')
+        assert rc == 1, (rc, out, err)
+        bad = [c for c in json.loads(out)['checks'] if not c['ok']]
+        assert [c['name'] for c in bad] == ['definitions'] and 'drift' in bad[0]['detail'], bad
+        drift = {r['object']: r['drift'] for r in json_lines(ok('--json', 'migrate', '--status')) if 'drift' in r}
+        assert drift == {'function made_by_hand()': 'unknown', 'function rfc3339(t timestamp with time zone)': 'changed'}, drift
+        rc, out, err = mjsctl('migrate')
+        assert rc == 0, (rc, out, err)
+        assert 'applied sql/functions/rfc3339.sql' in out and 'made_by_hand' in err, (out, err)
+        assert '-- by hand' not in mjs.psql_value("SELECT prosrc FROM pg_proc WHERE oid = 'mjs.rfc3339(timestamptz)'::regprocedure")
+        rc, out, err = mjsctl('--json', 'check')
+        bad = [c for c in json.loads(out)['checks'] if not c['ok']]
+        assert rc == 1, (rc, out, err)
+        assert len(bad) == 1 and 'made_by_hand() is defined by no file' in bad[0]['detail'], bad
+    finally:
+        mjs.psql("DROP FUNCTION IF EXISTS mjs.made_by_hand()")
+    assert json_one('check')['ok'] is True
+    assert 'database is up to date' in ok('migrate')
 
 
 @mjs.timeout(60)

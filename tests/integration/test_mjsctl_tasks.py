@@ -4,8 +4,8 @@ worker and the fake upstream: list shows a running task with its worker, lease
 and upstream job (text and --json), finished ones only with --all; retry of a
 failed task resubmits it (a new upstream job, attempts from 0, task_deadline
 from the retry) and every stream of the user sees it run to the end; retry of
-a task that has not failed changes nothing; bad arguments exit 2; the task
-views of migration 006 answer.
+a task that has not failed changes nothing; bad arguments exit 2; the
+task views (sql/views/active_tasks.sql, recent_task_failures.sql) answer.
 """
 
 import os

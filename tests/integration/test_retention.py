@@ -1,5 +1,5 @@
 """
-Retention without an operator (sql/015, mjs.conf(5) delta_retention,
+Retention without an operator (sql/functions/retain.sql, mjs.conf(5) delta_retention,
 event_retention, event_keep): the workers delete the message.delta events of
 finished replies once they are older than delta_retention, keep every other
 event, keep the deltas of a reply still streaming, and delete events older

@@ -41,7 +41,7 @@ def test_setup_makes_the_role_database_schema_and_config_and_runs_again_unchange
                              '--admin', '%s dbname=postgres user=mjs' % sock)
         assert rc == 0, (out, err)
         assert 'created role %s' % name in out and 'created database %s' % name in out, out
-        assert 'applied 015_retention' in out, out
+        assert 'applied 001_baseline' in out and 'applied sql/functions/emit_batch.sql' in out, out
         assert 'mjs-production.conf' in out and 'systemctl enable --now' in out, out
         st = os.stat(conf)
         assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)

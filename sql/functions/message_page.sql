@@ -1,22 +1,15 @@
--- 010_message_pages: GET /api/conversations/{id}/messages answers in pages,
--- with the {"items","next"} cursor of the other lists (issue 12: every size is
--- bounded; a conversation of thousands of long messages was one answer).
--- Oldest first, as before; the cursor is the last row's (created_at, id).
-
-DROP FUNCTION mjs.message_list(uuid, uuid);
-
 -- One page of a conversation's messages after the cursor (p_after_usec,
 -- p_after_id; NULL on the first page), p_limit rows, and the user's event seq
 -- they reflect, in one snapshot. Rows of (seq, message JSON, the row's cursor):
 -- the seq is NULL when the conversation is not the user's; a page without
 -- messages is one row with NULLs beside the seq; no row when there is no such
 -- user.
-CREATE FUNCTION mjs.message_page(p_user uuid, p_conversation uuid, p_after_usec bigint, p_after_id uuid,
+CREATE OR REPLACE FUNCTION mjs.message_page(p_user uuid, p_conversation uuid, p_after_usec bigint, p_after_id uuid,
                                  p_limit integer)
 RETURNS TABLE (r_seq bigint, r_obj text, r_cursor text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    -- two statements, two cached plans: the cursor is an index condition (009)
+    -- two statements, two cached plans: the cursor is an index condition (see mjs.conversation_page)
     IF p_after_usec IS NULL THEN
         RETURN QUERY
         SELECT CASE WHEN c.id IS NULL THEN NULL ELSE u.event_seq END, p.obj, p.cur FROM mjs.users u

@@ -1,4 +1,4 @@
--- 015_retention: the server keeps itself bounded (issue 14).
+-- Retention: the server keeps itself bounded (mjs(7), RETENTION).
 --
 -- At 100 replies of 20 tokens/s, mjs.events grows by ~2,000 rows a second,
 -- nearly all message.delta. A finished reply's deltas say nothing its final
@@ -11,8 +11,8 @@
 --   2. every event older than event_retention that is not among its user's
 --      last event_keep (what mjsctl events prune does by hand), and finished
 --      generations (the job rows, not the messages) as old, less often. Kept
---      short by default (mjs(7), RETENTION): a btree page of (user_id, seq)
---      comes back only once every event on it is gone.
+--      short by default: a btree page of (user_id, seq) comes back only once
+--      every event on it is gone.
 -- A tab whose Last-Event-ID falls into deleted history gets `reset` and reloads
 -- over REST, as after a prune: the hub resets on any hole in the seqs.
 --
@@ -21,23 +21,11 @@
 -- deletable is deleted. It moves up to the end of each scan, but never past the
 -- start of the oldest reply still running: that reply's deltas, skipped now,
 -- are deleted by a later run.
-
-CREATE TABLE mjs.retention (
-    id              integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
-    delta_since     timestamptz,
-    last_run_at     timestamptz,
-    last_general_at timestamptz,
-    deltas_deleted  bigint NOT NULL DEFAULT 0,
-    events_deleted  bigint NOT NULL DEFAULT 0,
-    gens_deleted    bigint NOT NULL DEFAULT 0
-);
-INSERT INTO mjs.retention DEFAULT VALUES;
-COMMENT ON TABLE mjs.retention IS 'One row: how far the workers'' retention got (mjs.retain). delta_since: every deletable message.delta older than this is gone; the counters add up since the installation.';
-
+--
 -- One run of retention, its own short transaction. Returns what it deleted,
 -- and locked = false when another worker was running it (nothing done).
 -- p_general: also step 2 (the caller does it every few minutes).
-CREATE FUNCTION mjs.retain(p_delta_age interval, p_event_age interval, p_keep integer, p_batch integer,
+CREATE OR REPLACE FUNCTION mjs.retain(p_delta_age interval, p_event_age interval, p_keep integer, p_batch integer,
                            p_general boolean,
                            OUT locked boolean, OUT deltas bigint, OUT events bigint, OUT gens bigint,
                            OUT more boolean)
@@ -97,15 +85,4 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION mjs.retain(interval, interval, integer, integer, boolean) IS 'Workers: one bounded run of retention (see sql/015): deltas of finished replies older than p_delta_age, and with p_general events older than p_event_age beyond each user''s last p_keep and finished jobs as old. One worker at a time (advisory lock); more = a batch was full.';
-
--- High churn: events are inserted and deleted all day, chunks live for the
--- length of a reply. PostgreSQL's defaults vacuum a table when a fifth of it
--- is dead, which on a big events table means millions of dead rows and
--- bloated indexes; these vacuum and analyze after a twentieth, and tell
--- vacuum to skip the insert-only visibility pass less often.
-ALTER TABLE mjs.events SET (autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05,
-                            autovacuum_vacuum_insert_scale_factor = 0.05);
-ALTER TABLE mjs.message_chunks SET (autovacuum_vacuum_scale_factor = 0.05,
-                                    autovacuum_analyze_scale_factor = 0.05);
-ALTER TABLE mjs.generations SET (autovacuum_vacuum_scale_factor = 0.05);
+COMMENT ON FUNCTION mjs.retain(interval, interval, integer, integer, boolean) IS 'Workers: one bounded run of retention (see sql/functions/retain.sql): deltas of finished replies older than p_delta_age, and with p_general events older than p_event_age beyond each user''s last p_keep and finished jobs as old. One worker at a time (advisory lock); more = a batch was full.';

@@ -1,18 +1,12 @@
--- 013_task_content: a video result that only the upstream's key can fetch
--- (issue 13).
---
--- A video upstream that names no URL of its own serves the file at
--- {video_url}/videos/{id}/content, behind its API key; a URL on that origin
--- would also show users the configured upstream base. The worker keeps such a
--- URL in content_url, which the API never shows, and gives the task the result
--- /api/tasks/{id}/content: mjs-api fetches the file there with the key, for the
--- task's owner only. A URL on another origin (a CDN's signed link) is the
--- result as before.
-
-ALTER TABLE mjs.tasks ADD COLUMN content_url text;
-COMMENT ON COLUMN mjs.tasks.content_url IS 'The upstream URL of a succeeded video that needs the upstream key; never shown (mjs.task_json leaves it out); GET /api/tasks/{id}/content fetches it.';
-
--- As in 004, with content_url taken from the news of a task that succeeds.
+-- One write of a worker tick: for every task in p (a JSON array of
+-- {"id", "upstream_id", "status", "progress", "result", "error", "content_url"};
+-- null fields mean "no news"), store the upstream id and move the visible
+-- fields. Status only moves forward and progress only grows; task.updated is
+-- emitted only when a visible field changed. content_url (a succeeded video
+-- that only the upstream's key can fetch) is kept and never shown: the result
+-- is then /api/tasks/{id}/content. Users are locked in id order, each before
+-- its task. Returns the ids this worker must drop: gone, finished, or leased
+-- by another.
 CREATE OR REPLACE FUNCTION mjs.update_tasks(p_worker text, p json) RETURNS SETOF uuid
 LANGUAGE plpgsql AS $$
 DECLARE

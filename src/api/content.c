@@ -15,7 +15,7 @@
  * own JSON error. A transfer slower than CONTENT_MIN_RATE bytes/s for
  * CONTENT_STALL_S (the head included) ends, so a silent or trickling upstream
  * cannot hold a thread; nginx does not retry this route on another responder.
- * Like stream_open, this handler writes to the connection itself once the
+ * Like events_get, this handler writes to the connection itself once the
  * upstream answered, and then leaves c->resp->status at 0.
  */
 #include "config.h"

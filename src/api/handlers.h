@@ -1,7 +1,7 @@
 /*
  * handlers: what a route handler gets (struct call) and every handler of the
  * route table. A handler fills c->resp; it never writes to the connection itself
- * (except stream_open, which hands the connection to the hub).
+ * (except events_get, which hands the connection to the hub).
  */
 #ifndef MJS_HANDLERS_H
 #define MJS_HANDLERS_H
@@ -28,7 +28,7 @@ struct call {
 	struct app *app;
 	struct http_request *req;
 	struct http_response *resp;
-	void *fcgi;			/* FCGX_Request *, for stream_open only */
+	void *fcgi;			/* FCGX_Request *, for events_get only */
 	PGconn *db;			/* taken from the pool by call_db() */
 	char user_id[37];		/* set when the route needs a session */
 	long long session_id;		/* mjs.sessions.id of that session */
@@ -90,6 +90,6 @@ void tasks_delete(struct call *c);
 void tasks_restore(struct call *c);
 void tasks_content(struct call *c);	/* content.c */
 
-void stream_open(struct call *c);
+void events_get(struct call *c);
 
 #endif

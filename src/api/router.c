@@ -28,7 +28,7 @@ static const struct route routes[] = {
 	{ "DELETE", "/api/tasks/{id}", tasks_delete, ROUTE_AUTH },
 	{ "POST", "/api/tasks/{id}/restore", tasks_restore, ROUTE_AUTH },
 	{ "GET", "/api/tasks/{id}/content", tasks_content, ROUTE_AUTH },
-	{ "GET", "/api/events", stream_open, ROUTE_AUTH },
+	{ "GET", "/api/events", events_get, ROUTE_AUTH },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

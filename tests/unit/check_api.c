@@ -7,7 +7,7 @@
 
 #include "api/auth.h"
 #include "api/page.h"
-#include "api/stream.h"
+#include "api/events_get.h"
 #include "suites.h"
 
 #define UUID_A "0b5e5a4c-6f1d-4c7e-9a3b-2d1f0e9c8b7a"
@@ -16,9 +16,9 @@ START_TEST(test_last_event_id_header_wins_over_query)
 {
 	int64_t v = 0;
 
-	ck_assert_int_eq(stream_last_event_id("17", "last_event_id=99", &v), 0);
+	ck_assert_int_eq(events_last_event_id("17", "last_event_id=99", &v), 0);
 	ck_assert_int_eq(v, 17);
-	ck_assert_int_eq(stream_last_event_id("17", "last_event_id=junk", &v), 0);
+	ck_assert_int_eq(events_last_event_id("17", "last_event_id=junk", &v), 0);
 	ck_assert_int_eq(v, 17);
 }
 END_TEST
@@ -27,11 +27,11 @@ START_TEST(test_last_event_id_from_query_when_no_header)
 {
 	int64_t v = 0;
 
-	ck_assert_int_eq(stream_last_event_id(NULL, "last_event_id=99", &v), 0);
+	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=99", &v), 0);
 	ck_assert_int_eq(v, 99);
-	ck_assert_int_eq(stream_last_event_id("", "a=1&last_event_id=0", &v), 0);
+	ck_assert_int_eq(events_last_event_id("", "a=1&last_event_id=0", &v), 0);
 	ck_assert_int_eq(v, 0);
-	ck_assert_int_eq(stream_last_event_id(NULL, "last_event_id=%31%32", &v), 0);
+	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=%31%32", &v), 0);
 	ck_assert_int_eq(v, 12);
 }
 END_TEST
@@ -40,13 +40,13 @@ START_TEST(test_last_event_id_invalid_is_an_error)
 {
 	int64_t v = 0;
 
-	ck_assert_int_eq(stream_last_event_id("abc", NULL, &v), -1);
-	ck_assert_int_eq(stream_last_event_id("-1", NULL, &v), -1);
-	ck_assert_int_eq(stream_last_event_id(" 5", NULL, &v), -1);
-	ck_assert_int_eq(stream_last_event_id("99999999999999999999", NULL, &v), -1);
-	ck_assert_int_eq(stream_last_event_id("abc", "last_event_id=5", &v), -1);
-	ck_assert_int_eq(stream_last_event_id(NULL, "last_event_id=x", &v), -1);
-	ck_assert_int_eq(stream_last_event_id(NULL, "last_event_id=", &v), -1);
+	ck_assert_int_eq(events_last_event_id("abc", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id("-1", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id(" 5", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id("99999999999999999999", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id("abc", "last_event_id=5", &v), -1);
+	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=x", &v), -1);
+	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=", &v), -1);
 }
 END_TEST
 
@@ -54,13 +54,13 @@ START_TEST(test_last_event_id_absent_is_zero_with_minus_one)
 {
 	int64_t v = 123;
 
-	ck_assert_int_eq(stream_last_event_id(NULL, NULL, &v), 0);
+	ck_assert_int_eq(events_last_event_id(NULL, NULL, &v), 0);
 	ck_assert_int_eq(v, -1);
 	v = 123;
-	ck_assert_int_eq(stream_last_event_id("", "", &v), 0);
+	ck_assert_int_eq(events_last_event_id("", "", &v), 0);
 	ck_assert_int_eq(v, -1);
 	v = 123;
-	ck_assert_int_eq(stream_last_event_id(NULL, "xlast_event_id=5&other=1", &v), 0);
+	ck_assert_int_eq(events_last_event_id(NULL, "xlast_event_id=5&other=1", &v), 0);
 	ck_assert_int_eq(v, -1);
 }
 END_TEST

@@ -35,7 +35,7 @@ static const struct want_route table[] = {
 	{ "PATCH", "/api/messages/" UUID_A, messages_update, ROUTE_AUTH | ROUTE_BODY, UUID_A },
 	{ "DELETE", "/api/messages/" UUID_A, messages_delete, ROUTE_AUTH, UUID_A },
 	{ "POST", "/api/messages/" UUID_A "/stop", messages_stop, ROUTE_AUTH, UUID_A },
-	{ "GET", "/api/events", stream_open, ROUTE_AUTH, NULL },
+	{ "GET", "/api/events", events_get, ROUTE_AUTH, NULL },
 };
 #define NTABLE ((int)(sizeof(table) / sizeof(table[0])))
 

@@ -17,5 +17,6 @@ Suite *events_suite(void);
 Suite *api_suite(void);
 Suite *upstream_sse_suite(void);
 Suite *task_proto_suite(void);
+Suite *delivery_suite(void);
 
 #endif

@@ -52,27 +52,82 @@ static int sql_head_len(const char *sql)
 	return n;
 }
 
+/* Logs a failed result of sql (res may be NULL: the connection's message) and sets sqlstate. */
+static void log_failure(PGconn *conn, const char *sql, const PGresult *res, char *sqlstate)
+{
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (!msg)
+		msg = PQerrorMessage(conn);
+	log_error("db query failed: sqlstate=%s query=\"%.*s\" error=\"%s\"", state ? state : "-",
+		  sql_head_len(sql), sql, msg);
+	if (sqlstate && state)
+		snprintf(sqlstate, 6, "%.5s", state);
+}
+
+static int result_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
 PGresult *db_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *params, char *sqlstate)
 {
 	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
 
 	if (sqlstate)
 		sqlstate[0] = '\0';
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+	if (result_ok(res))
 		return res;
-	{
-		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		if (!msg)
-			msg = PQerrorMessage(conn);
-		log_error("db query failed: sqlstate=%s query=\"%.*s\" error=\"%s\"", state ? state : "-",
-			  sql_head_len(sql), sql, msg);
-		if (sqlstate && state)
-			snprintf(sqlstate, 6, "%.5s", state);
-	}
+	log_failure(conn, sql, res, sqlstate);
 	PQclear(res);
 	return NULL;
+}
+
+int db_send(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	if (PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		return 0;
+	log_failure(conn, sql, NULL, NULL);
+	return -1;
+}
+
+int db_collect(PGconn *conn, const char *sql, int wait, PGresult **out, char *sqlstate)
+{
+	PGresult *res, *answer = NULL;
+	int failed = 0;
+
+	if (out)
+		*out = NULL;
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	if (!wait && PQisBusy(conn))
+		return 0;
+	/* every result up to the end: the connection is free for the next statement after */
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (!result_ok(res)) {
+			if (!failed)
+				log_failure(conn, sql, res, sqlstate);
+			failed = 1;
+		} else if (!answer && !failed) {
+			answer = res;
+			continue;
+		}
+		PQclear(res);
+	}
+	if (failed || !answer) {
+		if (!failed)
+			log_failure(conn, sql, NULL, sqlstate);	/* no answer at all: the connection failed */
+		PQclear(answer);
+		return -1;
+	}
+	if (out)
+		*out = answer;
+	else
+		PQclear(answer);
+	return 1;
 }
 
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)

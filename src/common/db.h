@@ -31,6 +31,22 @@ PGresult *db_exec_state(PGconn *conn, const char *sql, int nparams, const char *
  */
 int db_data_refused(const char *sqlstate);
 
+/*
+ * Sends sql as db_exec would run it, without waiting for the answer (the
+ * connection is free again once db_collect has taken it). Returns 0, or -1
+ * (logged).
+ */
+int db_send(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+/*
+ * Takes the answer of what db_send sent (call after PQconsumeInput; with wait,
+ * blocks for it). Returns 0 while it has not arrived (never with wait); 1 with
+ * the result in *out when out is not NULL (caller PQclear()s); -1 when it
+ * failed: logged with sql's first words, and sqlstate (6 bytes, or NULL) set
+ * as db_exec_state sets it.
+ */
+int db_collect(PGconn *conn, const char *sql, int wait, PGresult **out, char *sqlstate);
+
 /* Runs a statement for its effect only. Returns 0 or -1 (logged). */
 int db_command(PGconn *conn, const char *sql, int nparams, const char *const *params);
 

@@ -15,56 +15,11 @@
 
 #define ERROR_BODY_MAX 16384
 
-void gen_set_status(struct gen *g, const char *status, const char *error)
-{
-	g->status = status;
-	g->status_version++;
-	if (error)
-		util_utf8_copy(g->error, sizeof(g->error), error);
-	g->final = !strcmp(status, "completed") || !strcmp(status, "stopped") || !strcmp(status, "failed");
-	g->dirty = 1;
-}
-
-struct gen *gen_find(struct gen *list, const char *id)
-{
-	for (; list; list = list->next)
-		if (!strcmp(list->id, id))
-			return list;
-	return NULL;
-}
-
-/* Bytes of the first chars characters of the valid UTF-8 text s[0..len). */
-static size_t utf8_prefix(const char *s, size_t len, long chars)
-{
-	size_t i = 0;
-
-	for (long n = 0; i < len && n < chars; n++)
-		for (i++; i < len && ((unsigned char)s[i] & 0xC0) == 0x80; i++)
-			;
-	return i;
-}
-
 void chat_take_text(struct gen *g)
 {
-	size_t n = g->parser.content.len;
-
-	if (n == 0)
-		return;
-	if (!g->first_token_ms)
-		g->first_token_ms = util_now_ms();
-	if (g->max_chars > 0) {
-		/* past reply_max_chars the text is dropped; check_gens ends the reply as cut */
-		size_t keep = utf8_prefix(g->parser.content.data, n, g->max_chars - g->content_chars - g->pending_chars);
-		if (keep < n) {
-			n = keep;
-			g->cut = 1;
-		}
-	}
-	if (buf_append(&g->pending, g->parser.content.data, n) == 0)
-		g->pending_chars += (long)json_utf8_chars(g->parser.content.data, n);
+	gen_take_text(g, g->parser.content.data, g->parser.content.len, util_now_ms());
 	buf_reset(&g->parser.content);
 	g->chunks = g->parser.chunks;
-	g->dirty = 1;
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -225,7 +180,7 @@ int chat_start(CURLM *multi, const struct config *cfg, struct gen *g)
 	curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->request_body);
 	curl_easy_setopt(g->easy, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(g->easy, CURLOPT_WRITEDATA, g);
-	curl_easy_setopt(g->easy, CURLOPT_PRIVATE, g);
+	curl_easy_setopt(g->easy, CURLOPT_PRIVATE, &g->transfer);
 	curl_easy_setopt(g->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(g->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
 	curl_easy_setopt(g->easy, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -1,25 +1,42 @@
 /*
- * gen: one generation (assistant reply) running in this worker, shared by the
- * upstream client (chat.c), the database side (jobs.c) and the loop (main.c).
+ * gen: one generation (assistant reply) running in this worker: its lifecycle
+ * and the bookkeeping of what the database has of it. Pure (no libpq, no
+ * curl calls): the upstream client (chat.c) feeds it text and statuses, the
+ * database side (jobs.c) sends the flush gen builds and reports how it went,
+ * the loop (main.c) decides when. Unit-tested in tests/unit/check_gen.c.
  *
- * Life: claimed (jobs) -> request started (chat) -> text arrives into pending ->
- * every tick the dirty gens are flushed in one transaction (jobs_flush_start,
- * answered later by jobs_flush_finish; text keeps arriving meanwhile) -> a
- * final status is flushed -> the gen is freed.
+ * Life: claimed (jobs) -> request started (chat) -> text arrives into pending
+ * (gen_take_text) -> every tick the dirty gens go into one flush
+ * (gen_flush_batch; text keeps arriving meanwhile) -> the flush is written
+ * (gen_flush_written: what it carried leaves pending, what arrived since
+ * stays), or not (gen_flush_forget: the same goes out again, at the same
+ * offset, so a retried flush never doubles text) -> a final status is
+ * written -> the gen is freed.
  */
-#ifndef MJS_GEN_H
-#define MJS_GEN_H
+#ifndef MJS_WORKER_GEN_H
+#define MJS_WORKER_GEN_H
 
 #include <curl/curl.h>
+#include <json-c/json.h>
 #include <stdint.h>
 
 #include "common/util.h"
+#include "worker/transfer.h"
 #include "worker/upstream_sse.h"
 
 /* A longer reply is folded from its chunks by the database instead (sql/functions/flush_generations.sql). */
 #define GEN_TEXT_MAX (4 << 20)
 
+/*
+ * A final status costs the flush its whole text (stored, and sent to every
+ * tab in its event): past this many in one flush the others wait for the next
+ * one (their text still goes now), so replies that end together never hold up
+ * the tokens of the rest.
+ */
+#define GEN_FINALS_PER_FLUSH 4
+
 struct gen {
+	struct transfer transfer;	/* CURLOPT_PRIVATE of easy points here */
 	char id[37];
 	char user_id[37];
 	char conversation_id[37];
@@ -61,10 +78,42 @@ struct gen {
 	struct gen *next;
 };
 
-/* Sets the status to flush next; a final status also ends the gen after the flush. */
-void gen_set_status(struct gen *g, const char *status, const char *error);
+/* A new gen (zeroed, tagged as a reply's transfer), or NULL. */
+struct gen *gen_new(void);
+void gen_free(struct gen *g);
 
 /* The gen of message id in list, or NULL. */
 struct gen *gen_find(struct gen *list, const char *id);
+
+/* Sets the status to flush next; a final status also ends the gen after the flush. */
+void gen_set_status(struct gen *g, const char *status, const char *error);
+
+/*
+ * Text that arrived (valid UTF-8, whole characters): appended to pending;
+ * past max_chars (when set) the rest is dropped and g->cut set. Records the
+ * first token's time (now_ms).
+ */
+void gen_take_text(struct gen *g, const char *text, size_t len, int64_t now_ms);
+
+/*
+ * The flush of every dirty gen of list, as the JSON array mjs.flush_generations
+ * takes (mjs.flush_in); NULL when nothing is dirty. Each gen carried remembers
+ * what (in_flush). With only, that gen alone; with skip_suspects, every dirty
+ * gen but the suspects. At most GEN_FINALS_PER_FLUSH final statuses.
+ */
+struct json_object *gen_flush_batch(struct gen *list, const struct gen *only, int skip_suspects);
+
+/*
+ * The flush was committed: what it carried leaves each gen, what arrived since
+ * stays. finished is called for each gen whose final status it wrote (its
+ * chunks can go).
+ */
+void gen_flush_written(struct gen *list, void (*finished)(void *ctx, const struct gen *g), void *ctx);
+
+/* The flush found message id deleted: its gen ends with nothing more to write. */
+void gen_flush_gone(struct gen *list, const char *id);
+
+/* The flush was not written (or not known to be): everything goes out again. */
+void gen_flush_forget(struct gen *list);
 
 #endif

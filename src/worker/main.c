@@ -17,9 +17,10 @@
 #include "common/db.h"
 #include "common/log.h"
 #include "worker/chat.h"
+#include "worker/janitor.h"
 #include "worker/jobs.h"
 #include "worker/retention.h"
-#include "worker/tasks.h"
+#include "worker/taskq.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,7 +34,6 @@
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
 #define FINISHED_CLAIM_MS 50	/* a claim after replies finished waits this long for more to finish */
-#define DROPS_EVERY_MS 250	/* one batch of finished replies' chunks at most this often */
 /*
  * Upstream data is read at most this often, and right before every flush: one
  * wake-up per packet costs a walk over every transfer (curl_multi_poll and
@@ -58,12 +58,9 @@ struct worker {
 	CURLM *multi;
 	PGconn *db;
 	struct gen *gens;
-	struct task_sched *tasks;	/* image and video tasks (tasks.c) */
-	struct jobs_drops drops;	/* finished messages whose chunks are still to delete */
+	struct taskq *tasks;	/* image and video tasks (taskq.c) */
+	struct janitor janitor;		/* finished replies' chunks, expired sessions: a connection of its own */
 	struct retention retention;	/* old events, on a connection of its own */
-	PGconn *aux;		/* second connection: deletes those chunks off the flush's path
-				 * (a delete is in flight while drops.sending) */
-	int64_t aux_retry_at, drops_due;
 	int running;		/* gens in the list */
 	int want_claim;		/* claim replies now (a new one was queued, or a reconnect) */
 	int leases_unsure;	/* reconnected: renew the leases of the gens held before any claim */
@@ -74,20 +71,9 @@ struct worker {
 	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
 	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
-	int64_t next_housekeeping;	/* expired sessions deleted (at start, then every minute) */
 	const char *config_path;	/* re-read on SIGHUP */
 	int config_must_exist;
 };
-
-static void gen_free(struct gen *g)
-{
-	upstream_sse_free(&g->parser);
-	buf_free(&g->pending);
-	buf_free(&g->text);
-	buf_free(&g->error_body);
-	free(g->request_body);
-	free(g);
-}
 
 static void log_end(struct gen *g, const char *status)
 {
@@ -104,7 +90,7 @@ static void db_lost(struct worker *w)
 {
 	log_warn("worker lost its database connection; reconnecting");
 	if (w->flushing)
-		jobs_flush_forget(w->gens);	/* not known to be written: send it again */
+		gen_flush_forget(w->gens);	/* not known to be written: send it again */
 	w->flushing = 0;
 	PQfinish(w->db);
 	w->db = NULL;
@@ -125,11 +111,10 @@ static int db_ensure(struct worker *w)
 		w->db_retry_at = util_now_ms() + DB_RETRY_MS;
 		return -1;
 	}
-	jobs_sweep_chunks(w->db);	/* best effort: chunks a stopped worker left */
 	w->want_claim = w->want_tasks = 1;
 	w->leases_unsure = 1;		/* they may have run out while the database was away */
 	w->next_renew = 0;		/* so renew first, now */
-	tasks_reconnected(w->tasks);
+	taskq_reconnected(w->tasks);
 	return 0;
 }
 
@@ -193,13 +178,16 @@ static void collect_done(struct worker *w)
 	int left;
 
 	while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
-		struct gen *g = NULL;
+		struct transfer *t = NULL;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		if (tasks_transfer_done(w->tasks, msg->easy_handle, msg->data.result))
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		if (!t)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&g);
-		chat_done(w->multi, g, msg->data.result);
+		if (t->kind == TRANSFER_TASK)
+			taskq_transfer_done(w->tasks, t, msg->data.result);
+		else
+			chat_done(w->multi, TRANSFER_OWNER(t, struct gen, transfer), msg->data.result);
 	}
 }
 
@@ -349,7 +337,7 @@ static void flush_collect(struct worker *w)
 
 	if (!w->flushing)
 		return;
-	rc = jobs_flush_finish(w->db, w->gens, &w->drops, 0);
+	rc = jobs_flush_finish(w->db, w->gens, &w->janitor, 0);
 	if (rc == 0)
 		return;
 	w->flushing = 0;
@@ -363,102 +351,6 @@ static void flush_collect(struct worker *w)
 	} else if (rc == -2) {
 		flush_refused(w);
 	}	/* else a passing failure: the same news goes with the next flush */
-}
-
-#define HOUSEKEEPING_MS 60000
-#define SESSIONS_PER_SWEEP 1000
-
-/* Failed logins a day old count no more (sql/functions/login_failed.sql). */
-static const char SQL_OLD_LOGIN_FAILURES[] =
-	"DELETE FROM mjs.login_failures WHERE last_failed_at < now() - interval '1 day'";
-
-/* Deletes expired sessions at most SESSIONS_PER_SWEEP at a time (the index on expires_at). */
-static const char SQL_EXPIRED_SESSIONS[] =
-	"DELETE FROM mjs.sessions WHERE token_hash IN (SELECT token_hash FROM mjs.sessions "
-	"WHERE expires_at < now() ORDER BY expires_at LIMIT $1)";
-
-/*
- * Housekeeping nobody else does: expired sessions (a login's row lives until
- * deleted; a responder ends an expired session's streams by itself). Every
- * worker does it, on its connection between flushes; a big backlog goes a
- * batch a minute per worker, more often while batches come back full.
- */
-static void housekeeping(struct worker *w, int64_t now)
-{
-	char limit[16];
-	const char *params[1] = { limit };
-	PGresult *res;
-	long n;
-
-	if (!w->db || w->flushing || now < w->next_housekeeping)
-		return;
-	snprintf(limit, sizeof(limit), "%d", SESSIONS_PER_SWEEP);
-	res = db_exec(w->db, SQL_EXPIRED_SESSIONS, 1, params);
-	if (!res) {
-		w->next_housekeeping = now + HOUSEKEEPING_MS;
-		if (PQstatus(w->db) != CONNECTION_OK)
-			db_lost(w);
-		return;
-	}
-	n = atol(PQcmdTuples(res));
-	PQclear(res);
-	w->next_housekeeping = now + (n >= SESSIONS_PER_SWEEP ? 1000 : HOUSEKEEPING_MS);
-	if (db_command(w->db, SQL_OLD_LOGIN_FAILURES, 0, NULL) < 0 && PQstatus(w->db) != CONNECTION_OK) {
-		db_lost(w);
-		return;
-	}
-	if (n > 0)
-		log_info("expired sessions deleted count=%ld", n);
-}
-
-static void aux_lost(struct worker *w)
-{
-	log_warn("worker lost its second database connection (chunk cleanup); reconnecting");
-	PQfinish(w->aux);
-	w->aux = NULL;
-	w->drops.sending = 0;
-	w->aux_retry_at = util_now_ms() + DB_RETRY_MS;
-}
-
-/*
- * The chunks of finished replies, deleted in batches on the second connection
- * so that no flush waits for them: the answer is taken when it has come, the
- * next batch (up to JOBS_DROP_ROWS chunks) at most every DROPS_EVERY_MS, so
- * the deletes of a burst of ended replies spread over a few seconds instead of
- * taking a core when the machine is busiest. The chunks are invisible
- * meanwhile.
- */
-static void drops_tick(struct worker *w, int64_t now)
-{
-	int rc;
-
-	if (w->drops.sending) {		/* a delete is in flight on aux */
-		if (!PQconsumeInput(w->aux)) {
-			aux_lost(w);
-			return;
-		}
-		rc = jobs_drops_finish(w->aux, &w->drops, 0);
-		if (rc == 0)
-			return;
-		if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK)
-			aux_lost(w);
-	}
-	if (w->drops.len == 0 || now < w->drops_due)
-		return;
-	if (!w->aux) {
-		if (now < w->aux_retry_at)
-			return;
-		w->aux = db_connect(w->cfg->database);
-		if (!w->aux) {
-			w->aux_retry_at = now + DB_RETRY_MS;
-			return;
-		}
-	}
-	rc = jobs_drops_send(w->aux, &w->drops);
-	if (rc > 0)
-		w->drops_due = now + DROPS_EVERY_MS;
-	else if (rc < 0 && PQstatus(w->aux) != CONNECTION_OK)
-		aux_lost(w);
 }
 
 /* Takes in what the upstreams sent (curl_multi_perform reads every transfer). */
@@ -489,9 +381,10 @@ static int next_timeout(struct worker *w, int64_t now)
 		if (due < t)
 			t = due;
 	}
-	if (w->drops.len && !w->drops.sending && w->drops_due < t)
-		t = w->drops_due;
-	due = tasks_next_due(w->tasks);
+	due = janitor_next_due(&w->janitor);
+	if (due < t)
+		t = due;
+	due = taskq_next_due(w->tasks);
 	if (due < t)
 		t = due;
 	if (((w->want_claim && !w->leases_unsure) || w->want_tasks) && !w->flushing)
@@ -515,8 +408,8 @@ static void run(struct worker *w)
 			extra[nextra].fd = PQsocket(w->db);
 			extra[nextra++].events = CURL_WAIT_POLLIN;
 		}
-		if (w->drops.sending) {
-			extra[nextra].fd = PQsocket(w->aux);
+		if (janitor_fd(&w->janitor) >= 0) {
+			extra[nextra].fd = janitor_fd(&w->janitor);
 			extra[nextra++].events = CURL_WAIT_POLLIN;
 		}
 		timeout = next_timeout(w, now);
@@ -539,7 +432,7 @@ static void run(struct worker *w)
 		now = util_now_ms();
 		check_gens(w, now);
 		/* the task scheduler's writes wait while a flush holds the connection */
-		tasks_tick(w->tasks, w->flushing ? NULL : w->db, now, w->want_tasks, stop_signal != 0);
+		taskq_tick(w->tasks, w->flushing ? NULL : w->db, now, w->want_tasks, stop_signal != 0);
 		if (!w->flushing)
 			w->want_tasks = 0;
 		/* renew before claiming: after an outage, a job of ours must not look abandoned */
@@ -565,8 +458,7 @@ static void run(struct worker *w)
 				read_upstream(w);
 			flush_start(w, now);
 		}
-		drops_tick(w, now);
-		housekeeping(w, now);
+		janitor_tick(&w->janitor, now);
 		if (!stop_signal)
 			retention_tick(&w->retention, now);
 		if (stop_signal) {
@@ -582,7 +474,7 @@ static void run(struct worker *w)
 		}
 	}
 	/* out of time: write what arrived, give the jobs back for another worker */
-	if (w->flushing && jobs_flush_finish(w->db, w->gens, &w->drops, 1) < 0 && PQstatus(w->db) != CONNECTION_OK)
+	if (w->flushing && jobs_flush_finish(w->db, w->gens, &w->janitor, 1) < 0 && PQstatus(w->db) != CONNECTION_OK)
 		db_lost(w);
 	w->flushing = 0;
 	for (struct gen *g = w->gens; g; g = g->next) {
@@ -591,15 +483,9 @@ static void run(struct worker *w)
 	}
 	if (w->gens && w->db) {
 		int n = w->running;
-		if (jobs_flush(w->db, w->gens, &w->drops) == 0 && jobs_hand_back(w->db, w->name) == 0)
+		if (jobs_flush(w->db, w->gens, &w->janitor) == 0 && jobs_hand_back(w->db, w->name) == 0)
 			log_info("mjs-worker handed back running=%d", n);
 	}
-	/* the chunks of finished replies (else the next worker's sweep deletes them) */
-	if (w->drops.sending && jobs_drops_finish(w->aux, &w->drops, 1) < 0 && PQstatus(w->aux) != CONNECTION_OK)
-		aux_lost(w);
-	while (w->drops.len && w->db && jobs_drops_send(w->db, &w->drops) > 0 &&
-	       jobs_drops_finish(w->db, &w->drops, 1) > 0)
-		;
 	while (w->gens) {
 		struct gen *g = w->gens;
 		w->gens = g->next;
@@ -658,15 +544,15 @@ int main(int argc, char **argv)
 		snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
 	w.multi = curl_multi_init();
 	retention_init(&w.retention, &cfg, util_now_ms());
-	w.tasks = tasks_sched_new(&cfg, w.multi, w.name);
+	janitor_init(&w.janitor, &cfg, util_now_ms());
+	w.tasks = taskq_new(&cfg, w.multi, w.name);
 	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d chat_url=%s", w.name,
 		 cfg.max_generations, cfg.flush_interval_ms, cfg.chat_url[0] ? cfg.chat_url : "-");
 	run(&w);
-	tasks_shutdown(w.tasks, w.db);
-	tasks_sched_free(w.tasks);
-	jobs_drops_free(&w.drops);
+	taskq_shutdown(w.tasks, w.db);
+	taskq_free(w.tasks);
+	janitor_close(&w.janitor, w.db);	/* the chunks of finished replies, else the next sweep's */
 	retention_close(&w.retention);
-	PQfinish(w.aux);
 	curl_multi_cleanup(w.multi);
 	PQfinish(w.db);
 	curl_global_cleanup();

@@ -50,54 +50,47 @@ static void send_run(struct retention *r, int64_t now)
 	snprintf(delta, sizeof(delta), "%lld", (long long)r->cfg->delta_retention_ms);
 	snprintf(event, sizeof(event), "%lld", (long long)r->cfg->event_retention_s * 1000);
 	snprintf(keep, sizeof(keep), "%d", r->cfg->event_keep);
-	if (!PQsendQueryParams(r->db, SQL_RETAIN, 5, NULL, params, NULL, NULL, 0)) {
-		log_warn("retention not sent: %s", PQerrorMessage(r->db));
+	if (db_send(r->db, SQL_RETAIN, 5, params) < 0) {
 		lost(r, now);
 		return;
 	}
 	r->sending = 1;
 }
 
-/* The answer of the run in flight; 0 while it has not come. */
-static int take_answer(struct retention *r, int64_t now, int wait)
+/* Takes the answer of the run in flight, if it has come. */
+static void take_answer(struct retention *r, int64_t now, int wait)
 {
 	PGresult *res;
-	int more = 0, failed = 0;
+	int rc, more = 0;
 
-	if (!wait) {
-		if (!PQconsumeInput(r->db)) {
-			log_warn("retention lost its database connection: %s", PQerrorMessage(r->db));
-			lost(r, now);
-			return 1;
-		}
-		if (PQisBusy(r->db))
-			return 0;
-	}
-	while ((res = PQgetResult(r->db)) != NULL) {
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-			log_error("db query failed: query=\"SELECT mjs.retain\" error=\"%s\"",
-				  msg ? msg : PQerrorMessage(r->db));
-			failed = 1;
-		} else if (!strcmp(PQgetvalue(res, 0, 0), "t")) {
-			long long deltas = atoll(PQgetvalue(res, 0, 1)), events = atoll(PQgetvalue(res, 0, 2));
-			long long gens = atoll(PQgetvalue(res, 0, 3));
-			more = !strcmp(PQgetvalue(res, 0, 4), "t");
-			if (deltas + events + gens > 0)
-				log_info("retention deleted deltas=%lld events=%lld generations=%lld%s", deltas, events,
-					 gens, more ? " more=1" : "");
-			if (r->general && !more)
-				r->general_due = now + RETENTION_GENERAL_MS;
-		}
-		PQclear(res);
-	}
-	r->sending = 0;
-	if (failed && PQstatus(r->db) != CONNECTION_OK) {
+	if (!wait && !PQconsumeInput(r->db)) {
+		log_warn("retention lost its database connection: %s", PQerrorMessage(r->db));
 		lost(r, now);
-		return 1;
+		return;
 	}
+	rc = db_collect(r->db, SQL_RETAIN, wait, &res, NULL);
+	if (rc == 0)
+		return;
+	r->sending = 0;
+	if (rc < 0) {
+		if (PQstatus(r->db) != CONNECTION_OK)
+			lost(r, now);
+		else
+			r->due = now + RETENTION_EVERY_MS;
+		return;
+	}
+	if (PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t")) {
+		long long deltas = atoll(PQgetvalue(res, 0, 1)), events = atoll(PQgetvalue(res, 0, 2));
+		long long gens = atoll(PQgetvalue(res, 0, 3));
+		more = !strcmp(PQgetvalue(res, 0, 4), "t");
+		if (deltas + events + gens > 0)
+			log_info("retention deleted deltas=%lld events=%lld generations=%lld%s", deltas, events, gens,
+				 more ? " more=1" : "");
+		if (r->general && !more)
+			r->general_due = now + RETENTION_GENERAL_MS;
+	}
+	PQclear(res);
 	r->due = now + (more ? RETENTION_BUSY_MS : RETENTION_EVERY_MS);
-	return 1;
 }
 
 void retention_tick(struct retention *r, int64_t now)

@@ -18,5 +18,6 @@ Suite *api_suite(void);
 Suite *upstream_sse_suite(void);
 Suite *task_proto_suite(void);
 Suite *delivery_suite(void);
+Suite *gen_suite(void);
 
 #endif

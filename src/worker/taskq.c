@@ -1,5 +1,5 @@
 /*
- * tasks: the image and video task scheduler (see tasks.h). Answers are parsed
+ * taskq: the image and video task queue (see taskq.h). Answers are parsed
  * by task_proto; this file owns the timers, the transfers and the SQL.
  *
  * Invariants:
@@ -13,11 +13,13 @@
  *   meanwhile polls back off from task_poll_interval up to task_backoff_max.
  */
 #include "config.h"
-#include "worker/tasks.h"
+#include "worker/taskq.h"
 #include "common/db.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "worker/lease.h"
 #include "worker/task_proto.h"
+#include "worker/transfer.h"
 #include "worker/upstream_sse.h"
 
 #include <json-c/json.h>
@@ -31,6 +33,7 @@
 #define WRITE_RETRY_MAX_MS 5000
 
 struct task {
+	struct transfer transfer;	/* CURLOPT_PRIVATE of easy points here */
 	char id[37];
 	char user_id[37];
 	int video;
@@ -62,7 +65,7 @@ struct task {
 	struct task *next;
 };
 
-struct task_sched {
+struct taskq {
 	const struct config *cfg;
 	CURLM *multi;
 	char worker[128];
@@ -94,9 +97,9 @@ static void set_failed(struct task *t, const char *error)
 	t->dirty = 1;
 }
 
-struct task_sched *tasks_sched_new(const struct config *cfg, CURLM *multi, const char *worker)
+struct taskq *taskq_new(const struct config *cfg, CURLM *multi, const char *worker)
 {
-	struct task_sched *s = calloc(1, sizeof(*s));
+	struct taskq *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
@@ -106,7 +109,7 @@ struct task_sched *tasks_sched_new(const struct config *cfg, CURLM *multi, const
 	return s;
 }
 
-static void release(struct task_sched *s, struct task *t)
+static void release(struct taskq *s, struct task *t)
 {
 	if (t->easy) {
 		curl_multi_remove_handle(s->multi, t->easy);
@@ -120,7 +123,7 @@ static void release(struct task_sched *s, struct task *t)
 	buf_reset(&t->response);
 }
 
-static void task_free(struct task_sched *s, struct task *t)
+static void task_free(struct taskq *s, struct task *t)
 {
 	release(s, t);
 	buf_free(&t->response);
@@ -129,7 +132,7 @@ static void task_free(struct task_sched *s, struct task *t)
 	free(t);
 }
 
-void tasks_sched_free(struct task_sched *s)
+void taskq_free(struct taskq *s)
 {
 	if (!s)
 		return;
@@ -143,11 +146,7 @@ void tasks_sched_free(struct task_sched *s)
 
 /* --- claiming ------------------------------------------------------------------- */
 
-static const char SQL_CLAIM[] =
-	"SELECT id, user_id, kind, prompt, options, upstream_id, status, progress, attempts, age_ms, recovered "
-	"FROM mjs.claim_tasks($1, $2, make_interval(secs => $3::double precision))";
-
-static int held(const struct task_sched *s, const char *id)
+static int held(const struct taskq *s, const char *id)
 {
 	for (const struct task *t = s->list; t; t = t->next)
 		if (!strcmp(t->id, id))
@@ -155,19 +154,15 @@ static int held(const struct task_sched *s, const char *id)
 	return 0;
 }
 
-static void claim(struct task_sched *s, PGconn *db, int64_t now)
+static void claim(struct taskq *s, PGconn *db, int64_t now)
 {
-	char lim[16], lease[32];
-	const char *params[3] = { s->worker, lim, lease };
 	int room = s->cfg->max_tasks - s->count;
 	PGresult *res;
 
 	s->next_claim = now + CLAIM_POLL_MS;
 	if (room <= 0)
 		return;
-	snprintf(lim, sizeof(lim), "%d", room);
-	snprintf(lease, sizeof(lease), "%.3f", s->cfg->lease_time_ms / 1000.0);
-	res = db_exec(db, SQL_CLAIM, 3, params);
+	res = lease_claim(db, &LEASE_TASKS, s->worker, room, s->cfg->lease_time_ms);
 	if (!res)
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -183,6 +178,7 @@ static void claim(struct task_sched *s, PGconn *db, int64_t now)
 		t = calloc(1, sizeof(*t));
 		if (!t)
 			break;
+		t->transfer.kind = TRANSFER_TASK;
 		snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(res, i, 0));
 		snprintf(t->user_id, sizeof(t->user_id), "%s", PQgetvalue(res, i, 1));
 		t->video = !strcmp(PQgetvalue(res, i, 2), "video");
@@ -232,7 +228,7 @@ static void join_url(char *out, size_t outlen, const char *base, const char *pat
 	snprintf(out, outlen, "%.*s%s", (int)n, base, path);
 }
 
-static void start_request(struct task_sched *s, struct task *t, int64_t now)
+static void start_request(struct taskq *s, struct task *t, int64_t now)
 {
 	const struct config *cfg = s->cfg;
 	const char *base = t->video ? cfg->video_url : cfg->image_url;
@@ -276,7 +272,7 @@ static void start_request(struct task_sched *s, struct task *t, int64_t now)
 		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body ? t->request_body : "{}");
 	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, &t->transfer);
 	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
 	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)cfg->task_request_timeout_ms);
@@ -290,7 +286,7 @@ static void start_request(struct task_sched *s, struct task *t, int64_t now)
 }
 
 /* The upstream failed this time: back off, or fail the task once the grace is over. */
-static void upstream_failed(struct task_sched *s, struct task *t, int64_t now, const char *detail)
+static void upstream_failed(struct taskq *s, struct task *t, int64_t now, const char *detail)
 {
 	const struct config *cfg = s->cfg;
 	int64_t delay = cfg->task_poll_interval_ms;
@@ -341,10 +337,10 @@ static void apply(struct task *t, const struct task_reply *r)
 	}
 }
 
-int tasks_transfer_done(struct task_sched *s, CURL *easy, CURLcode result)
+void taskq_transfer_done(struct taskq *s, struct transfer *transfer, CURLcode result)
 {
 	const struct config *cfg = s->cfg;
-	struct task *t;
+	struct task *t = TRANSFER_OWNER(transfer, struct task, transfer);
 	struct task_reply reply;
 	enum task_reply_rc rc;
 	long code = 0;
@@ -352,13 +348,7 @@ int tasks_transfer_done(struct task_sched *s, CURL *easy, CURLcode result)
 	char detail[300], msg[200];
 	const char *body;
 
-	if (!s)
-		return 0;
-	for (t = s->list; t && t->easy != easy; t = t->next)
-		;
-	if (!t)
-		return 0;
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
 	curl_multi_remove_handle(s->multi, t->easy);
 	curl_easy_cleanup(t->easy);
 	t->easy = NULL;
@@ -395,7 +385,6 @@ int tasks_transfer_done(struct task_sched *s, CURL *easy, CURLcode result)
 		}
 	}
 	release(s, t);
-	return 1;
 }
 
 /* --- writing -------------------------------------------------------------------- */
@@ -436,7 +425,7 @@ static struct json_object *news_json(const struct task *t)
  * itself (db_data_refused), -1 when it failed otherwise (the news stays to
  * write).
  */
-static int write_news(struct task_sched *s, PGconn *db, struct task *one)
+static int write_news(struct taskq *s, PGconn *db, struct task *one)
 {
 	struct json_object *batch = json_object_new_array();
 	const char *params[2] = { s->worker, NULL };
@@ -479,7 +468,7 @@ static int write_news(struct task_sched *s, PGconn *db, struct task *one)
  * refused, dropped), so one bad answer never stops the others. Returns 0, or
  * -1 when the write failed otherwise (the caller backs off).
  */
-static int flush(struct task_sched *s, PGconn *db)
+static int flush(struct taskq *s, PGconn *db)
 {
 	int rc = write_news(s, db, NULL);
 
@@ -508,7 +497,7 @@ static int flush(struct task_sched *s, PGconn *db)
 }
 
 /* Removes finished (and written) or lost tasks. */
-static void reap(struct task_sched *s, int64_t now)
+static void reap(struct taskq *s, int64_t now)
 {
 	for (struct task **pp = &s->list; *pp;) {
 		struct task *t = *pp;
@@ -527,35 +516,23 @@ static void reap(struct task_sched *s, int64_t now)
 	}
 }
 
-/* Only the tasks held here: one dropped here must lapse for another worker to take. */
-static const char SQL_RENEW[] =
-	"UPDATE mjs.tasks SET lease_until = now() + make_interval(secs => $2::double precision) "
-	"WHERE worker = $1 AND status IN ('submitting', 'processing') AND id = ANY($3::uuid[]) RETURNING id";
-
-/* Renews the leases of the tasks held; returns 0, or -1 when the query failed. */
-static int renew(struct task_sched *s, PGconn *db)
+/* Renews the leases of the tasks held (lease.h); returns 0, or -1 when the query failed. */
+static int renew(struct taskq *s, PGconn *db)
 {
-	char lease[32];
-	const char *params[3] = { s->worker, lease, NULL };
 	struct buf ids = { 0 };
 	PGresult *res;
 
-	snprintf(lease, sizeof(lease), "%.3f", s->cfg->lease_time_ms / 1000.0);
 	for (struct task *t = s->list; t; t = t->next)
 		if (!t->gone && !is_final(t))
 			buf_array_add(&ids, t->id);
-	params[2] = buf_array_end(&ids);
-	res = db_exec(db, SQL_RENEW, 3, params);
+	res = lease_renew(db, &LEASE_TASKS, s->worker, buf_array_end(&ids), s->cfg->lease_time_ms);
 	buf_free(&ids);
 	if (!res)
 		return -1;
 	for (struct task *t = s->list; t; t = t->next) {
-		int found = 0;
 		if (is_final(t))
 			continue;
-		for (int i = 0; i < PQntuples(res) && !found; i++)
-			found = !strcmp(t->id, PQgetvalue(res, i, 0));
-		if (!found) {
+		if (lease_row(res, t->id) < 0) {
 			log_warn("task lost id=%s reason=\"no longer leased to this worker\"", t->id);
 			t->gone = 1;
 		}
@@ -564,7 +541,7 @@ static int renew(struct task_sched *s, PGconn *db)
 	return 0;
 }
 
-void tasks_reconnected(struct task_sched *s)
+void taskq_reconnected(struct taskq *s)
 {
 	if (!s)
 		return;
@@ -573,7 +550,7 @@ void tasks_reconnected(struct task_sched *s)
 	s->write_retry_at = 0;
 }
 
-void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int stopping)
+void taskq_tick(struct taskq *s, PGconn *db, int64_t now, int woken, int stopping)
 {
 	char msg[300];
 
@@ -628,7 +605,7 @@ void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int st
 	reap(s, now);
 }
 
-int64_t tasks_next_due(const struct task_sched *s)
+int64_t taskq_next_due(const struct taskq *s)
 {
 	int64_t t;
 
@@ -651,21 +628,14 @@ int64_t tasks_next_due(const struct task_sched *s)
 	return t;
 }
 
-static const char SQL_HAND_BACK[] =
-	"UPDATE mjs.tasks SET lease_until = now() - interval '1 second' "
-	"WHERE worker = $1 AND status IN ('submitting', 'processing')";
-
-void tasks_shutdown(struct task_sched *s, PGconn *db)
+void taskq_shutdown(struct taskq *s, PGconn *db)
 {
-	const char *params[1];
-
 	if (!s)
 		return;
 	for (struct task *t = s->list; t; t = t->next)
 		release(s, t);
 	if (!db || !s->list)
 		return;
-	params[0] = s->worker;
-	if (flush(s, db) == 0 && db_command(db, SQL_HAND_BACK, 1, params) == 0)
+	if (flush(s, db) == 0 && lease_hand_back(db, &LEASE_TASKS, s->worker) == 0)
 		log_info("mjs-worker handed back tasks=%d", s->count);
 }

@@ -1,5 +1,5 @@
 /*
- * tasks: the image and video task scheduler of mjs-worker. One scheduler runs
+ * taskq: the image and video task queue of mjs-worker. One scheduler runs
  * every task this worker holds inside the worker's one loop, on the worker's
  * curl multi handle (no thread or process per task): it claims open tasks with
  * leases, submits each once, polls the upstream every task_poll_interval (with
@@ -8,20 +8,21 @@
  * visible change). A task taken over from a dead worker is polled under its
  * stored upstream id, never submitted again.
  */
-#ifndef MJS_TASKS_H
-#define MJS_TASKS_H
+#ifndef MJS_WORKER_TASKQ_H
+#define MJS_WORKER_TASKQ_H
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
 #include "common/config.h"
+#include "worker/transfer.h"
 
-struct task_sched;
+struct taskq;
 
 /* A scheduler adding its transfers to multi; worker names this worker in leases. */
-struct task_sched *tasks_sched_new(const struct config *cfg, CURLM *multi, const char *worker);
-void tasks_sched_free(struct task_sched *s);
+struct taskq *taskq_new(const struct config *cfg, CURLM *multi, const char *worker);
+void taskq_free(struct taskq *s);
 
 /*
  * One turn of the scheduler, from the worker loop: claims (when woken by
@@ -29,24 +30,21 @@ void tasks_sched_free(struct task_sched *s);
  * task_deadline or the upstream grace, starts due submits and polls, writes the
  * news, renews leases. db may be NULL (no connection): only timers run.
  */
-void tasks_tick(struct task_sched *s, PGconn *db, int64_t now, int woken, int stopping);
+void taskq_tick(struct taskq *s, PGconn *db, int64_t now, int woken, int stopping);
 
 /*
  * The database connection was lost and is back: the leases of the tasks held
  * may have run out meanwhile, so the next tick renews them before it claims.
  */
-void tasks_reconnected(struct task_sched *s);
+void taskq_reconnected(struct taskq *s);
 
-/* The monotonic time (ms) by which tasks_tick wants to run again. */
-int64_t tasks_next_due(const struct task_sched *s);
+/* The monotonic time (ms) by which taskq_tick wants to run again. */
+int64_t taskq_next_due(const struct taskq *s);
 
-/*
- * A transfer of multi ended: returns 1 when it was one of the scheduler's (and
- * handles it), 0 when it belongs to someone else.
- */
-int tasks_transfer_done(struct task_sched *s, CURL *easy, CURLcode result);
+/* A transfer of the scheduler (TRANSFER_TASK, transfer.h) ended with result. */
+void taskq_transfer_done(struct taskq *s, struct transfer *transfer, CURLcode result);
 
 /* Shutdown: aborts transfers, writes what is known, hands the tasks back at once. */
-void tasks_shutdown(struct task_sched *s, PGconn *db);
+void taskq_shutdown(struct taskq *s, PGconn *db);
 
 #endif

@@ -318,13 +318,3 @@ void auth_me(struct call *c)
 	}
 	PQclear(res);
 }
-
-void health_check(struct call *c)
-{
-	PGresult *res = call_exec(c, "SELECT 1", 0, NULL);
-
-	if (!res)
-		return;
-	PQclear(res);
-	http_json(c->resp, 200, "{\"status\":\"ok\"}");
-}

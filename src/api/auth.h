@@ -2,8 +2,8 @@
  * auth: accounts and sessions. Passwords are hashed by common/password; the session cookie is 32 random bytes from getrandom(),
  * and only its SHA-256 is stored.
  */
-#ifndef MJS_AUTH_H
-#define MJS_AUTH_H
+#ifndef MJS_API_AUTH_H
+#define MJS_API_AUTH_H
 
 #include <stddef.h>
 

@@ -1,8 +1,8 @@
 /*
  * call: serves one accepted FastCGI request (REST, or the hand-off of a stream).
  */
-#ifndef MJS_CALL_H
-#define MJS_CALL_H
+#ifndef MJS_API_CALL_H
+#define MJS_API_CALL_H
 
 #include "api/handlers.h"
 

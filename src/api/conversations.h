@@ -2,8 +2,8 @@
  * conversations: list, create, rename, delete. Each write is one statement that
  * changes the row and calls mjs.emit() (see src/README.md).
  */
-#ifndef MJS_CONVERSATIONS_H
-#define MJS_CONVERSATIONS_H
+#ifndef MJS_API_CONVERSATIONS_H
+#define MJS_API_CONVERSATIONS_H
 
 #include <stddef.h>
 

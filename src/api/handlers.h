@@ -3,8 +3,8 @@
  * route table. A handler fills c->resp; it never writes to the connection itself
  * (except events_get, which hands the connection to the hub).
  */
-#ifndef MJS_HANDLERS_H
-#define MJS_HANDLERS_H
+#ifndef MJS_API_HANDLERS_H
+#define MJS_API_HANDLERS_H
 
 #include <json-c/json.h>
 #include <libpq-fe.h>
@@ -69,7 +69,8 @@ void auth_register(struct call *c);
 void auth_login(struct call *c);
 void auth_logout(struct call *c);
 void auth_me(struct call *c);
-void health_check(struct call *c);
+
+void health_check(struct call *c);	/* health.c */
 
 void conversations_list(struct call *c);
 void conversations_create(struct call *c);

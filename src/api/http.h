@@ -3,8 +3,8 @@
  * JSON error shape of DESIGN.md. The pure helpers (status text, query and cookie
  * parsing, error bodies) carry no libfcgi state so they can be unit tested.
  */
-#ifndef MJS_HTTP_H
-#define MJS_HTTP_H
+#ifndef MJS_API_HTTP_H
+#define MJS_API_HTTP_H
 
 #include <stddef.h>
 

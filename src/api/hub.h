@@ -4,8 +4,8 @@
  * GET /api/events connections to it with hub_adopt() and never touch them again.
  * A notification for user U is written to U's streams only.
  */
-#ifndef MJS_HUB_H
-#define MJS_HUB_H
+#ifndef MJS_API_HUB_H
+#define MJS_API_HUB_H
 
 #include <stddef.h>
 #include <stdint.h>

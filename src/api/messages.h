@@ -4,8 +4,8 @@
  * A message that is still generating (created, pending, streaming) cannot be
  * edited or deleted: 409, stop it first.
  */
-#ifndef MJS_MESSAGES_H
-#define MJS_MESSAGES_H
+#ifndef MJS_API_MESSAGES_H
+#define MJS_API_MESSAGES_H
 
 #define MESSAGE_CONTENT_MAX 200000	/* characters */
 #define MODEL_NAME_MAX 200

@@ -4,8 +4,8 @@
  * SQL takes it as two parameters (NULL on the first page) and asks for
  * limit + 1 rows to learn whether there is a next page.
  */
-#ifndef MJS_PAGE_H
-#define MJS_PAGE_H
+#ifndef MJS_API_PAGE_H
+#define MJS_API_PAGE_H
 
 #include <libpq-fe.h>
 #include <stddef.h>

@@ -2,8 +2,8 @@
  * router: the one table of routes. Paths are matched segment by segment; a {id}
  * segment matches only a UUID, so a malformed id is a plain 404.
  */
-#ifndef MJS_ROUTER_H
-#define MJS_ROUTER_H
+#ifndef MJS_API_ROUTER_H
+#define MJS_API_ROUTER_H
 
 #include <stddef.h>
 

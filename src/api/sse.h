@@ -3,8 +3,8 @@
  * ("id: 42\nevent: conversation.updated\ndata: {...}\n\n"); the hub wraps text in
  * FastCGI STDOUT records itself because it owns the connection after hand-off.
  */
-#ifndef MJS_SSE_H
-#define MJS_SSE_H
+#ifndef MJS_API_SSE_H
+#define MJS_API_SSE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,8 +3,8 @@
  * SQL function that changes the row and emits its event (sql/functions/);
  * the worker moves status and progress.
  */
-#ifndef MJS_TASKS_H
-#define MJS_TASKS_H
+#ifndef MJS_API_TASKS_H
+#define MJS_API_TASKS_H
 
 #define TASK_PROMPT_MAX 4000
 #define TASK_MODEL_MAX 100

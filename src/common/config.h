@@ -5,8 +5,8 @@
  * Durations take a unit (ms, s, m, h, d; bare numbers are seconds), sizes take
  * k, M or G (bare numbers are bytes).
  */
-#ifndef MJS_CONFIG_H
-#define MJS_CONFIG_H
+#ifndef MJS_COMMON_CONFIG_H
+#define MJS_COMMON_CONFIG_H
 
 #include <stddef.h>
 

@@ -3,8 +3,8 @@
  * (text format); there is no way here to run SQL built from values.
  * struct db_pool is a small fixed pool of connections shared by threads.
  */
-#ifndef MJS_DB_H
-#define MJS_DB_H
+#ifndef MJS_COMMON_DB_H
+#define MJS_COMMON_DB_H
 
 #include <libpq-fe.h>
 

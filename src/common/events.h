@@ -5,8 +5,8 @@
  * module parses the notifications it sends (sql/functions/event_payload.sql)
  * and names the replay query.
  */
-#ifndef MJS_EVENTS_H
-#define MJS_EVENTS_H
+#ifndef MJS_COMMON_EVENTS_H
+#define MJS_COMMON_EVENTS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,8 +4,8 @@
  * with nothing after it. Field helpers say exactly what is wrong, for the
  * 422 message the client sees.
  */
-#ifndef MJS_JSON_H
-#define MJS_JSON_H
+#ifndef MJS_COMMON_JSON_H
+#define MJS_COMMON_JSON_H
 
 #include <json-c/json.h>
 #include <stddef.h>

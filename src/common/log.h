@@ -2,8 +2,8 @@
  * log: one line per happening, "ts level msg key=value ..." to stderr.
  * Thread-safe (one fprintf per line); the level is process-wide.
  */
-#ifndef MJS_LOG_H
-#define MJS_LOG_H
+#ifndef MJS_COMMON_LOG_H
+#define MJS_COMMON_LOG_H
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 

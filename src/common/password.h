@@ -2,8 +2,8 @@
  * password: yescrypt hashing through libxcrypt (crypt_rn), shared by mjs-api
  * (register, login) and mjsctl (user add, passwd).
  */
-#ifndef MJS_PASSWORD_H
-#define MJS_PASSWORD_H
+#ifndef MJS_COMMON_PASSWORD_H
+#define MJS_COMMON_PASSWORD_H
 
 #include <stddef.h>
 

@@ -2,8 +2,8 @@
  * util: small pure helpers shared by every program: growable byte buffers,
  * random tokens, base64url, UUID syntax, clocks.
  */
-#ifndef MJS_UTIL_H
-#define MJS_UTIL_H
+#ifndef MJS_COMMON_UTIL_H
+#define MJS_COMMON_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  * JSON object per line for lists and one object for reports. JSON is always
  * built with json-c, never printed from values.
  */
-#ifndef MJS_CTL_H
-#define MJS_CTL_H
+#ifndef MJS_CTL_CTL_H
+#define MJS_CTL_CTL_H
 
 #include "common/config.h"
 

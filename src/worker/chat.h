@@ -2,8 +2,8 @@
  * chat: the OpenAI-compatible chat completions client (stream: true) on a curl
  * multi handle. One easy handle per generation; bytes go through upstream_sse.
  */
-#ifndef MJS_CHAT_H
-#define MJS_CHAT_H
+#ifndef MJS_WORKER_CHAT_H
+#define MJS_WORKER_CHAT_H
 
 #include <curl/curl.h>
 #include <libpq-fe.h>

@@ -7,8 +7,8 @@
  * Workers take turns through an advisory lock; a run is sent and its answer
  * collected without blocking the worker's loop.
  */
-#ifndef MJS_RETENTION_H
-#define MJS_RETENTION_H
+#ifndef MJS_WORKER_RETENTION_H
+#define MJS_WORKER_RETENTION_H
 
 #include <libpq-fe.h>
 #include <stdint.h>

@@ -10,8 +10,8 @@
  * Video (OpenAI-style): POST /videos and GET /videos/<id> both answer
  * {"id","status":"queued|in_progress|completed|failed","progress":N,"error":{"message"}}.
  */
-#ifndef MJS_TASK_PROTO_H
-#define MJS_TASK_PROTO_H
+#ifndef MJS_WORKER_TASK_PROTO_H
+#define MJS_WORKER_TASK_PROTO_H
 
 #include <stddef.h>
 

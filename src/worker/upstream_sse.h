@@ -4,8 +4,8 @@
  * "data: [DONE]"). Bytes may be split anywhere, including inside a line or a
  * multi-byte UTF-8 character: nothing is interpreted before its line is whole.
  */
-#ifndef MJS_UPSTREAM_SSE_H
-#define MJS_UPSTREAM_SSE_H
+#ifndef MJS_WORKER_UPSTREAM_SSE_H
+#define MJS_WORKER_UPSTREAM_SSE_H
 
 #include <stddef.h>
 

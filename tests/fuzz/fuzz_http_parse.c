@@ -9,7 +9,7 @@
 #include "api/http.h"
 #include "api/page.h"
 #include "api/router.h"
-#include "api/stream.h"
+#include "api/events_get.h"
 #include "common/util.h"
 
 #include <stdint.h>
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (st != 404 && st != 405) {
 		abort();
 	}
-	if (stream_last_event_id(parts[3], parts[0], &last) == 0 && last < -1)
+	if (events_last_event_id(parts[3], parts[0], &last) == 0 && last < -1)
 		abort();
 	if (page_parse_cursor(parts[3], usec, sizeof(usec), id) == 0) {
 		if (strspn(usec, "0123456789") != strlen(usec) || !util_is_uuid(id, strlen(id)))

@@ -225,7 +225,7 @@ mjs_pid_alive() {
 # mjs_pid NAME: prints the pid of this stack's process NAME when it runs.
 mjs_pid() {
 	local pid cmd tag=$MJS_STATE_DIR
-	[ "$1" = fake ] && tag=fake_upstream.py
+	[ "$1" = fake ] && tag=dev/fake_upstream
 	pid=$(cat "$(mjs_pidfile "$1")" 2>/dev/null) || return 1
 	case $pid in '' | *[!0-9]*) return 1 ;; esac
 	mjs_pid_alive "$pid" || return 1
@@ -449,49 +449,15 @@ mjs_migrate() {
 }
 
 mjs_start_fake() {
-	mjs_spawn fake python3 "$MJS_REPO/dev/fake_upstream.py" "$MJS_FAKE_PORT" &&
+	mjs_spawn fake python3 "$MJS_REPO/dev/fake_upstream" "$MJS_FAKE_PORT" &&
 	mjs_wait_until fake 15 "the fake upstream on port $MJS_FAKE_PORT" \
 		curl -sf -o /dev/null --max-time 2 "$MJS_FAKE_URL/healthz"
 }
 
 # GET PATH on a FastCGI socket; true when the answer is 200. What nginx would
-# do, without nginx, so each responder is checked on its own.
+# do, without nginx, so each responder is checked on its own (dev/fcgi_get).
 mjs_fcgi_ok() {
-	python3 - "$1" "$2" 2>/dev/null <<'EOF'
-import socket, struct, sys
-path, uri = sys.argv[1], sys.argv[2]
-def record(kind, content):
-    return struct.pack('!BBHHBx', 1, kind, 1, len(content), 0) + content
-def pair(k, v):
-    k, v = k.encode(), v.encode()
-    return bytes([len(k)]) + bytes([len(v)]) + k + v
-params = b''.join(pair(k, v) for k, v in [
-    ('REQUEST_METHOD', 'GET'), ('REQUEST_URI', uri), ('DOCUMENT_URI', uri), ('SCRIPT_NAME', uri),
-    ('QUERY_STRING', ''), ('SERVER_PROTOCOL', 'HTTP/1.1'), ('REMOTE_ADDR', '127.0.0.1'),
-    ('HTTP_HOST', '127.0.0.1')])
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(3)
-s.connect(path)
-s.sendall(record(1, struct.pack('!HB5x', 1, 0)) + record(4, params) + record(4, b'') + record(5, b''))
-buf, out = b'', b''
-while True:
-    data = s.recv(65536)
-    if not data:
-        break
-    buf += data
-    while len(buf) >= 8:
-        _, kind, _, length, pad = struct.unpack('!BBHHBx', buf[:8])
-        if len(buf) < 8 + length + pad:
-            break
-        if kind == 6:
-            out += buf[8:8 + length]
-        buf = buf[8 + length + pad:]
-        if kind == 3:
-            head = out.split(b'\r\n\r\n', 1)[0].decode('latin-1')
-            status = [l for l in head.split('\r\n') if l.lower().startswith('status:')]
-            sys.exit(0 if not status or status[0].split()[1] == '200' else 1)
-sys.exit(1)
-EOF
+	python3 "$MJS_REPO/dev/fcgi_get" "$1" "$2" 2>/dev/null
 }
 
 # mjs_start_worker [CONFIG]: starts the worker with $MJS_CONF, or with CONFIG (a

@@ -319,7 +319,7 @@ def test_state_change_from_a_foreign_origin_is_403_forbidden():
     with ExitStack() as stack:
         c, conv = user_with_conversation(stack)
         path = '/api/conversations/' + conv['id']
-        scheme, host, port, _ = mjs._url_parts()
+        scheme, host, port, _ = mjs.url_parts()
         foreign = ['http://evil.example', 'null', '%s://%s:%d' % (scheme, host, port + 1),
                    '%s://%s:%d' % ('https' if scheme == 'http' else 'http', host, port),
                    mjs.origin() + '.evil.example', mjs.origin() + '/']

@@ -5,7 +5,7 @@ refresh, after all tabs were closed, and when a tab presses stop.
 
 A reply's text on a stream is its message.delta events put together by offset;
 it must equal the content REST returns. Models are fake upstream knobs
-(dev/fake_upstream.py): "fake:tps=50:tokens=100" streams "tok " 100 times.
+(dev/fake_upstream/): "fake:tps=50:tokens=100" streams "tok " 100 times.
 """
 
 from concurrent.futures import ThreadPoolExecutor

@@ -146,12 +146,12 @@ class StubServer:
 
 def with_stub(pieces, fn, hold_open=True):
     server = StubServer(pieces, hold_open)
-    saved = mjs._env_cache
-    mjs._env_cache = {'MJS_URL': 'http://127.0.0.1:%d' % server.port, 'MJS_DSN': ''}
+    saved = mjs.base._env_cache
+    mjs.base._env_cache = {'MJS_URL': 'http://127.0.0.1:%d' % server.port, 'MJS_DSN': ''}
     try:
         return fn(server)
     finally:
-        mjs._env_cache = saved
+        mjs.base._env_cache = saved
         server.close()
 
 

@@ -6,7 +6,7 @@ see nothing; failures say why; blur, delete, the trash and restore are live on
 every stream and agree with REST; bad input is refused and changes nothing.
 
 The fake upstream reads knobs from the prompt's first word (see
-dev/fake_upstream.py): "fake:steps=4" reports 25, 50, 75 % and then success,
+dev/fake_upstream/): "fake:steps=4" reports 25, 50, 75 % and then success,
 one step per poll. Every prompt carries a random tag so tests never mix.
 """
 

@@ -40,9 +40,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hist.h"
+#include "lbuf.h"
+#include "sse_decode.h"
+
 #define HEAD_MAX (16 * 1024)		/* response headers */
-#define LINE_MAX_BYTES (4 * 1024 * 1024)	/* one SSE line, one event's data */
-#define TYPE_MAX 64			/* event type names */
+#define TYPE_MAX SSE_TYPE_MAX		/* event type names */
 #define NTYPES_MAX 32			/* distinct event types counted */
 #define STAMP_DIGITS 19
 #define MAX_TABS 200000
@@ -51,136 +54,6 @@
 
 #define NS_PER_MS 1000000LL
 #define NS_PER_S 1000000000LL
-
-/* ------------------------------------------------------------------ histogram */
-
-/*
- * Log-linear histogram of microseconds: values below 128 exactly, above that 64
- * sub-buckets per power of two (relative error under 1.6%). Enough for 2^63 µs.
- */
-#define HIST_SUB 64
-#define HIST_BUCKETS (HIST_SUB * 64)
-
-struct hist {
-	uint64_t count;
-	uint64_t negative;	/* stamps from the future: clock trouble, counted apart */
-	int64_t min_us, max_us;
-	double sum_us;
-	uint64_t b[HIST_BUCKETS];
-};
-
-static int hist_index(int64_t v)
-{
-	int msb, shift;
-
-	if (v < 2 * HIST_SUB)
-		return (int)v;
-	msb = 63 - __builtin_clzll((unsigned long long)v);
-	shift = msb - 6;
-	return (shift + 1) * HIST_SUB + (int)((v >> shift) - HIST_SUB);
-}
-
-/* The middle of bucket i, in µs. */
-static double hist_value(int i)
-{
-	int shift;
-
-	if (i < 2 * HIST_SUB)
-		return i;
-	shift = i / HIST_SUB - 1;
-	return (double)((int64_t)(i % HIST_SUB + HIST_SUB) << shift) + (double)((int64_t)1 << shift) / 2.0;
-}
-
-static void hist_add(struct hist *h, int64_t us)
-{
-	if (us < 0) {
-		h->negative++;
-		us = 0;
-	}
-	if (h->count == 0 || us < h->min_us)
-		h->min_us = us;
-	if (us > h->max_us)
-		h->max_us = us;
-	h->count++;
-	h->sum_us += (double)us;
-	h->b[hist_index(us)]++;
-}
-
-/* The p-quantile (0 < p <= 1) in µs; the exact max for p == 1. */
-static double hist_quantile(const struct hist *h, double p)
-{
-	uint64_t rank, seen = 0;
-
-	if (h->count == 0)
-		return 0;
-	if (p >= 1.0)
-		return (double)h->max_us;
-	rank = (uint64_t)(p * (double)h->count);
-	if ((double)rank < p * (double)h->count)
-		rank++;
-	if (rank == 0)
-		rank = 1;
-	for (int i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->b[i];
-		if (seen >= rank) {
-			double v = hist_value(i);
-			if (v > (double)h->max_us)
-				v = (double)h->max_us;
-			if (v < (double)h->min_us)
-				v = (double)h->min_us;
-			return v;
-		}
-	}
-	return (double)h->max_us;
-}
-
-/* ------------------------------------------------------------------ buffers */
-
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-static int buf_append(struct buf *b, const char *p, size_t n, size_t max)
-{
-	if (b->len + n > max)
-		return -1;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *d;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		if (cap > max)
-			cap = max;
-		d = realloc(b->data, cap);
-		if (!d)
-			return -1;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-/* Empties b; gives the memory back when a big event made it large. */
-static void buf_clear(struct buf *b)
-{
-	b->len = 0;
-	if (b->cap > 64 * 1024) {
-		free(b->data);
-		b->data = NULL;
-		b->cap = 0;
-	}
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
 
 /* ------------------------------------------------------------------ state */
 
@@ -193,8 +66,6 @@ enum phase {
 	PH_WAITING,	/* closed; reconnects at retry_at */
 	PH_FAILED,	/* closed for good */
 };
-
-enum chunk_state { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE };
 
 struct user {
 	char *cookie;		/* the Cookie header value */
@@ -210,20 +81,9 @@ struct tab {
 	int64_t retry_at_ns;
 	char *req;		/* the request, while it is being sent */
 	size_t req_len, req_off;
-	struct buf head;
-	int chunked;
-	int64_t body_left;	/* Content-Length left, -1: until close */
-	enum chunk_state ch;
-	uint64_t chunk_left;
-	int chunk_digits;
-	int trailer_line_len;
-	/* SSE parser */
-	struct buf line;
-	struct buf data;
-	int has_data, has_id;
-	int64_t ev_id;
-	char ev_type[TYPE_MAX];
-	int skip_lf;		/* the previous line ended with CR: ignore one LF */
+	struct lbuf head;
+	struct sse_decoder dec;	/* the body (sse_decode.h); its callbacks get the tab */
+	struct load *load;
 	/* continuity */
 	int have_seq;
 	int64_t last_seq;
@@ -287,7 +147,7 @@ struct writer {
 	int64_t period_ns, next_ns, sent_ns;
 	char *req;
 	size_t req_len, req_off;
-	struct buf resp;
+	struct lbuf resp;
 	uint64_t sent, ok, errors, late, connects;
 	struct hist rtt;
 };
@@ -529,18 +389,9 @@ static void tab_reset_parser(struct tab *t)
 {
 	free(t->req);
 	t->req = NULL;
-	buf_free(&t->head);
-	buf_free(&t->line);
-	buf_free(&t->data);
-	t->has_data = t->has_id = 0;
-	t->ev_type[0] = 0;
-	t->skip_lf = 0;
-	t->chunked = 0;
-	t->body_left = -1;
-	t->ch = CH_SIZE;
-	t->chunk_left = 0;
-	t->chunk_digits = 0;
-	t->trailer_line_len = 0;
+	lbuf_free(&t->head);
+	sse_decoder_start(&t->dec, 0, -1);
+	sse_decoder_free(&t->dec);
 }
 
 static int in_handshake(enum phase p)
@@ -568,6 +419,8 @@ static void tab_close(struct load *L, int i, const char *why)
 		L->connecting--;
 	if (was_open)
 		L->streaming--;
+	if (t->dec.retry_ms)
+		t->retry_ms = t->dec.retry_ms;	/* the server's retry: holds for the next attempts */
 	tab_reset_parser(t);
 	if (was_open)
 		L->closed_early++;
@@ -717,25 +570,34 @@ static void measure_stamps(struct load *L, struct measured *m, const char *data,
 	}
 }
 
+/* When the bytes a decoder is fed arrived (set before each feed). */
+static int64_t feed_arrival_ns;
+
+static void on_comment(void *ctx)
+{
+	((struct tab *)ctx)->load->comments++;
+}
+
 /*
  * An event is complete (blank line). Events with data move the stream's seq: the next
  * one expected is last + 1, a jump is a gap (events lost), a step back a duplicate.
  * A bare "id: N" (what the server sends first when no Last-Event-ID was given) sets
  * the starting point.
  */
-static void sse_dispatch(struct load *L, int i, int64_t arrival_ns)
+static void on_event(void *ctx, const struct sse_event *ev)
 {
-	struct tab *t = &L->tabs[i];
+	struct tab *t = ctx;
+	struct load *L = t->load;
 	struct user *u = &L->users[t->user];
 
-	if (!t->has_data) {
-		if (t->has_id) {
-			if (t->have_seq && t->ev_id > t->last_seq) {
-				L->lost += (uint64_t)(t->ev_id - t->last_seq);
+	if (!ev->has_data) {
+		if (ev->has_id) {
+			if (t->have_seq && ev->id > t->last_seq) {
+				L->lost += (uint64_t)(ev->id - t->last_seq);
 				L->gaps++;
 			}
-			if (!t->have_seq || t->ev_id > t->last_seq)
-				t->last_seq = t->ev_id;
+			if (!t->have_seq || ev->id > t->last_seq)
+				t->last_seq = ev->id;
 			t->have_seq = 1;
 		}
 		goto out;
@@ -744,239 +606,33 @@ static void sse_dispatch(struct load *L, int i, int64_t arrival_ns)
 	L->last_event_ns = mono_ns();
 	if (!L->first_event_ns)
 		L->first_event_ns = L->last_event_ns;
-	if (!t->ev_type[0])
-		strcpy(t->ev_type, "message");
-	count_type(L, t->ev_type);
-	if (!t->has_id) {
+	count_type(L, ev->type);
+	if (!ev->has_id) {
 		L->no_id++;
-	} else if (!strcmp(t->ev_type, "reset")) {
+	} else if (!strcmp(ev->type, "reset")) {
 		L->resets++;
-		t->last_seq = t->ev_id;
+		t->last_seq = ev->id;
 		t->have_seq = 1;
 	} else if (!t->have_seq) {
-		t->last_seq = t->ev_id;
+		t->last_seq = ev->id;
 		t->have_seq = 1;
-	} else if (t->ev_id == t->last_seq + 1) {
-		t->last_seq = t->ev_id;
-	} else if (t->ev_id > t->last_seq + 1) {
-		L->lost += (uint64_t)(t->ev_id - t->last_seq - 1);
+	} else if (ev->id == t->last_seq + 1) {
+		t->last_seq = ev->id;
+	} else if (ev->id > t->last_seq + 1) {
+		L->lost += (uint64_t)(ev->id - t->last_seq - 1);
 		L->gaps++;
-		t->last_seq = t->ev_id;
+		t->last_seq = ev->id;
 	} else {
 		L->duplicates++;
 	}
 	for (int k = 0; k < L->nmeasured; k++)
-		if (!strcmp(L->measured[k].name, t->ev_type)) {
-			measure_stamps(L, &L->measured[k], t->data.data, t->data.len, arrival_ns);
+		if (!strcmp(L->measured[k].name, ev->type)) {
+			measure_stamps(L, &L->measured[k], ev->data, ev->data_len, feed_arrival_ns);
 			break;
 		}
 out:
 	if (t->have_seq && t->last_seq > u->max_seq)
 		u->max_seq = t->last_seq;
-	t->has_data = t->has_id = 0;
-	t->ev_type[0] = 0;
-	buf_clear(&t->data);
-}
-
-static int sse_line(struct load *L, int i, const char *s, size_t n, int64_t arrival_ns)
-{
-	struct tab *t = &L->tabs[i];
-	const char *colon, *v;
-	size_t name_len, vlen;
-
-	if (n == 0) {
-		sse_dispatch(L, i, arrival_ns);
-		return 0;
-	}
-	if (s[0] == ':') {
-		L->comments++;
-		return 0;
-	}
-	colon = memchr(s, ':', n);
-	name_len = colon ? (size_t)(colon - s) : n;
-	v = colon ? colon + 1 : s + n;
-	vlen = (size_t)(s + n - v);
-	if (vlen > 0 && *v == ' ') {
-		v++;
-		vlen--;
-	}
-	if (name_len == 4 && !memcmp(s, "data", 4)) {
-		if (t->has_data && buf_append(&t->data, "\n", 1, LINE_MAX_BYTES) < 0)
-			return -1;
-		if (buf_append(&t->data, v, vlen, LINE_MAX_BYTES) < 0)
-			return -1;
-		t->has_data = 1;
-	} else if (name_len == 5 && !memcmp(s, "event", 5)) {
-		if (vlen >= TYPE_MAX)
-			vlen = TYPE_MAX - 1;
-		memcpy(t->ev_type, v, vlen);
-		t->ev_type[vlen] = 0;
-	} else if (name_len == 2 && !memcmp(s, "id", 2)) {
-		int64_t id = 0;
-		size_t k;
-
-		for (k = 0; k < vlen && k < 19 && isdigit((unsigned char)v[k]); k++)
-			id = id * 10 + (v[k] - '0');
-		if (k == vlen && k > 0) {
-			t->ev_id = id;
-			t->has_id = 1;
-		}
-	} else if (name_len == 5 && !memcmp(s, "retry", 5)) {
-		int ms = atoi(v);
-		if (ms > 0 && ms < 600000)
-			t->retry_ms = ms;
-	}
-	return 0;
-}
-
-/* Feeds body bytes to the SSE parser: lines end in LF, CRLF or CR. */
-static int sse_feed(struct load *L, int i, const char *p, size_t n, int64_t arrival_ns)
-{
-	struct tab *t = &L->tabs[i];
-
-	while (n > 0) {
-		const char *nl;
-		size_t seg;
-
-		if (t->skip_lf) {
-			t->skip_lf = 0;
-			if (*p == '\n') {
-				p++;
-				n--;
-				continue;
-			}
-		}
-		nl = p;
-		while (nl < p + n && *nl != '\n' && *nl != '\r')
-			nl++;
-		seg = (size_t)(nl - p);
-		if (nl == p + n)
-			return buf_append(&t->line, p, seg, LINE_MAX_BYTES);
-		if (*nl == '\r')
-			t->skip_lf = 1;
-		if (t->line.len == 0) {
-			if (sse_line(L, i, p, seg, arrival_ns) < 0)
-				return -1;
-		} else {
-			if (buf_append(&t->line, p, seg, LINE_MAX_BYTES) < 0)
-				return -1;
-			if (sse_line(L, i, t->line.data, t->line.len, arrival_ns) < 0)
-				return -1;
-			buf_clear(&t->line);
-		}
-		p += seg + 1;
-		n -= seg + 1;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ HTTP */
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes chunked transfer encoding; returns 1 at the end of the body, -1 on error. */
-static int body_chunked(struct load *L, int i, const char *p, size_t n, int64_t arrival_ns)
-{
-	struct tab *t = &L->tabs[i];
-
-	while (n > 0) {
-		switch (t->ch) {
-		case CH_SIZE: {
-			int h = hexval((unsigned char)*p);
-			if (h >= 0) {
-				if (t->chunk_left >> 56)
-					return -1;
-				t->chunk_left = t->chunk_left * 16 + (uint64_t)h;
-				t->chunk_digits++;
-			} else if (*p == ';' || *p == ' ' || *p == '\t') {
-				t->ch = CH_EXT;
-			} else if (*p == '\n') {
-				if (!t->chunk_digits)
-					return -1;
-				t->ch = t->chunk_left ? CH_DATA : CH_TRAILER;
-				t->trailer_line_len = 0;
-			} else if (*p != '\r') {
-				return -1;
-			}
-			p++;
-			n--;
-			break;
-		}
-		case CH_EXT:
-			if (*p == '\n') {
-				if (!t->chunk_digits)
-					return -1;
-				t->ch = t->chunk_left ? CH_DATA : CH_TRAILER;
-				t->trailer_line_len = 0;
-			}
-			p++;
-			n--;
-			break;
-		case CH_DATA: {
-			size_t take = n < t->chunk_left ? n : (size_t)t->chunk_left;
-			if (sse_feed(L, i, p, take, arrival_ns) < 0)
-				return -1;
-			p += take;
-			n -= take;
-			t->chunk_left -= take;
-			if (t->chunk_left == 0)
-				t->ch = CH_DATA_END;
-			break;
-		}
-		case CH_DATA_END:
-			if (*p == '\n') {
-				t->ch = CH_SIZE;
-				t->chunk_digits = 0;
-			} else if (*p != '\r') {
-				return -1;
-			}
-			p++;
-			n--;
-			break;
-		case CH_TRAILER:
-			if (*p == '\n') {
-				if (t->trailer_line_len == 0) {
-					t->ch = CH_DONE;
-					return 1;
-				}
-				t->trailer_line_len = 0;
-			} else if (*p != '\r') {
-				t->trailer_line_len++;
-			}
-			p++;
-			n--;
-			break;
-		case CH_DONE:
-			return 1;
-		}
-	}
-	return t->ch == CH_DONE;
-}
-
-static int body_bytes(struct load *L, int i, const char *p, size_t n, int64_t arrival_ns)
-{
-	struct tab *t = &L->tabs[i];
-
-	if (t->chunked)
-		return body_chunked(L, i, p, n, arrival_ns);
-	if (t->body_left >= 0 && (int64_t)n > t->body_left)
-		n = (size_t)t->body_left;
-	if (sse_feed(L, i, p, n, arrival_ns) < 0)
-		return -1;
-	if (t->body_left >= 0) {
-		t->body_left -= (int64_t)n;
-		if (t->body_left == 0)
-			return 1;
-	}
-	return 0;
 }
 
 /* Case-insensitive search for a header line "name:" in the head; returns its value. */
@@ -1012,14 +668,14 @@ static ssize_t head_bytes(struct load *L, int i, const char *p, size_t n)
 	size_t before = t->head.len, used;
 	const char *end, *v;
 	size_t vlen;
-	int status;
+	int status, chunked;
 
 	/* a read may hold the head and much of the body (a replay): take at most HEAD_MAX */
 	size_t take = n < HEAD_MAX - before ? n : HEAD_MAX - before;
 
-	if (take == 0 || buf_append(&t->head, p, take, HEAD_MAX) < 0)
+	if (take == 0 || lbuf_append(&t->head, p, take, HEAD_MAX) < 0)
 		return -1;
-	if (buf_append(&t->head, "", 1, HEAD_MAX + 1) < 0)	/* NUL for the string functions */
+	if (lbuf_append(&t->head, "", 1, HEAD_MAX + 1) < 0)	/* NUL for the string functions */
 		return -1;
 	t->head.len--;
 	end = strstr(t->head.data, "\r\n\r\n");
@@ -1034,10 +690,10 @@ static ssize_t head_bytes(struct load *L, int i, const char *p, size_t n)
 	if (status != 200)
 		return -1;
 	v = header_value(t->head.data, "Transfer-Encoding", &vlen);
-	t->chunked = v && vlen >= 7 && strcasestr(v, "chunked") && strcasestr(v, "chunked") < v + vlen;
+	chunked = v && vlen >= 7 && strcasestr(v, "chunked") && strcasestr(v, "chunked") < v + vlen;
 	v = header_value(t->head.data, "Content-Length", &vlen);
-	t->body_left = (!t->chunked && v) ? strtoll(v, NULL, 10) : -1;
-	buf_free(&t->head);
+	sse_decoder_start(&t->dec, chunked, (!chunked && v) ? strtoll(v, NULL, 10) : -1);
+	lbuf_free(&t->head);
 	t->phase = PH_BODY;
 	L->connecting--;
 	L->streaming++;
@@ -1085,7 +741,8 @@ static void tab_readable(struct load *L, int i)
 			if (t->phase != PH_BODY)
 				continue;
 		}
-		r = body_bytes(L, i, p, (size_t)n, arrival);
+		feed_arrival_ns = arrival;
+		r = sse_decoder_body(&t->dec, p, (size_t)n);
 		if (r < 0) {
 			L->proto_errors++;
 			tab_close(L, i, "bad chunked or SSE framing");
@@ -1170,7 +827,7 @@ static void writer_close(struct load *L, const char *why)
 	}
 	free(w->req);
 	w->req = NULL;
-	buf_free(&w->resp);
+	lbuf_free(&w->resp);
 	w->state = W_DOWN;
 }
 
@@ -1262,7 +919,7 @@ static int writer_response_done(struct writer *w, int *status, int *close_after)
 	const char *end, *v;
 	size_t vlen, head_len;
 
-	if (buf_append(&w->resp, "", 1, HEAD_MAX * 4 + 1) < 0)
+	if (lbuf_append(&w->resp, "", 1, HEAD_MAX * 4 + 1) < 0)
 		return -1;
 	w->resp.len--;
 	end = strstr(w->resp.data, "\r\n\r\n");
@@ -1325,7 +982,7 @@ static void writer_event(struct load *L, uint32_t events)
 			writer_close(L, "server closed the connection");
 			return;
 		}
-		if (w->state != W_BUSY || buf_append(&w->resp, L->readbuf, (size_t)n, HEAD_MAX * 4) < 0) {
+		if (w->state != W_BUSY || lbuf_append(&w->resp, L->readbuf, (size_t)n, HEAD_MAX * 4) < 0) {
 			writer_close(L, "unexpected or oversized response");
 			return;
 		}
@@ -1344,7 +1001,7 @@ static void writer_event(struct load *L, uint32_t events)
 			if (L->o.verbose && w->errors <= 5)
 				fprintf(stderr, "sse_load: writer got HTTP %d\n", status);
 		}
-		buf_clear(&w->resp);
+		lbuf_clear(&w->resp);
 		w->state = W_IDLE;
 		if (close_after)
 			writer_close(L, "server asked to close");
@@ -1627,7 +1284,7 @@ static void cleanup(struct load *L)
 	if (L->w.fd >= 0)
 		close(L->w.fd);
 	free(L->w.req);
-	buf_free(&L->w.resp);
+	lbuf_free(&L->w.resp);
 	free(L->tabs);
 	free(L->queue);
 	free(L->measured);
@@ -1771,6 +1428,10 @@ int main(int argc, char **argv)
 			L.tabs[i].fd = -1;
 			L.tabs[i].user = u;
 			L.tabs[i].retry_ms = 2000;
+			L.tabs[i].load = &L;
+			L.tabs[i].dec.on_event = on_event;
+			L.tabs[i].dec.on_comment = on_comment;
+			L.tabs[i].dec.ctx = &L.tabs[i];
 			tab_reset_parser(&L.tabs[i]);
 			queue_push(&L, i);
 		}

@@ -19,5 +19,6 @@ Suite *upstream_sse_suite(void);
 Suite *task_proto_suite(void);
 Suite *delivery_suite(void);
 Suite *gen_suite(void);
+Suite *bench_suite(void);
 
 #endif

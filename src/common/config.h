@@ -29,7 +29,7 @@ struct config {
 	size_t stream_queue_max;
 	int stream_stall_timeout_ms;
 	int max_streams;
-	int max_streams_per_user;	/* per responder (hub.c) */
+	int max_streams_per_user;	/* per responder (api/seats.c) */
 	int max_replies_per_user;	/* queued plus running replies */
 	int max_tasks_per_user;		/* tasks submitting or processing */
 	int replay_batch;

@@ -6,7 +6,7 @@
  * So a notification's event is always still there when a responder reads it
  * (notifications without data, catch-up after a gap), and a tab that was away
  * briefly replays instead of reloading. A tab whose Last-Event-ID is older than
- * what is kept gets `event: reset` and reloads over REST (see src/api/hub.c):
+ * what is kept gets `event: reset` and reloads over REST (see src/api/delivery.h):
  * pruning never breaks a stream, it only makes far-behind tabs reload.
  *
  * Deletes in batches, each its own short transaction, so a large prune never

@@ -2,6 +2,7 @@
  * seats: streams per user in this process (seats.h).
  */
 #include "api/seats.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,7 @@ struct seat {
 
 static unsigned hash_id(const char *id)
 {
-	unsigned h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h % SEATS_BUCKETS;
+	return util_hash(id) % SEATS_BUCKETS;
 }
 
 void seats_init(struct seats *st, int max)

@@ -14,11 +14,7 @@
 
 static unsigned hash_id(const char *id)
 {
-	unsigned h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h % STREAM_BUCKETS;
+	return util_hash(id) % STREAM_BUCKETS;
 }
 
 void streams_init(struct streams *ss, int epfd, size_t queue_max, void (*on_close)(void *, const char *),

@@ -281,3 +281,12 @@ int util_utf8_valid(const char *str, size_t len)
 	}
 	return 1;
 }
+
+unsigned util_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}

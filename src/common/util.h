@@ -63,4 +63,7 @@ void util_utf8_sanitize(char *s, size_t len);
  */
 size_t util_utf8_copy(char *out, size_t outlen, const char *s);
 
+/* FNV-1a of a NUL-terminated string: for hash tables keyed by ids. */
+unsigned util_hash(const char *s);
+
 #endif

@@ -90,6 +90,8 @@ int ctl_user_exists(struct ctl *c, const char *name);
 int ctl_parse_duration_s(const char *s, long long *out);
 
 int ctl_migrate(struct ctl *c);
+/* The md5 of text as PostgreSQL computes it (hex, 32 characters and NUL into out). Returns 0 or -1 (said). */
+int ctl_md5(PGconn *db, const char *text, char *out);
 /* Compares the built-in migrations with the database's; fills the counts. Returns 0 or -1 (said). */
 int ctl_migrations_state(struct ctl *c, int *applied, int *pending, int print);
 

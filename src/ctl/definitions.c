@@ -49,7 +49,6 @@ static const char *const SQL_TABLES[] = {
 static const char SQL_PATH[] = "SET LOCAL search_path TO pg_catalog";
 static const char SQL_HAS_TABLES[] = "SELECT to_regclass('mjs.schema_objects') IS NOT NULL";
 static const char SQL_RECORDED[] = "SELECT path, checksum FROM mjs.schema_definitions";
-static const char SQL_CHECKSUM[] = "SELECT md5($1)";
 static const char SQL_RECORD[] =
 	"INSERT INTO mjs.schema_definitions (path, checksum) VALUES ($1, $2)"
 	" ON CONFLICT (path) DO UPDATE SET checksum = excluded.checksum, applied_at = now()";
@@ -128,18 +127,6 @@ static PGresult *drift(PGconn *db)
 	return res;
 }
 
-static int checksum_of(PGconn *db, const char *sql, char *out)
-{
-	const char *params[1] = { sql };
-	PGresult *res = db_exec(db, SQL_CHECKSUM, 1, params);
-
-	if (!res)
-		return -1;
-	snprintf(out, 33, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return 0;
-}
-
 static int has_tables(PGconn *db)
 {
 	PGresult *t = db_exec(db, SQL_HAS_TABLES, 0, NULL);
@@ -216,7 +203,7 @@ int ctl_definitions_apply(struct ctl *c, int *ran)
 		char sum[33];
 
 		len += strlen(d->path) + 3;
-		if (checksum_of(db, d->sql, sum) < 0)
+		if (ctl_md5(db, d->sql, sum) < 0)
 			goto out;
 		if (!repair && had && strcmp(had, sum) == 0)
 			continue;
@@ -274,7 +261,7 @@ int ctl_definitions_state(struct ctl *c, struct definitions_state *st, int print
 		const char *had = recorded_checksum(recorded, d->path);
 		char sum[33];
 
-		if (checksum_of(db, d->sql, sum) < 0)
+		if (ctl_md5(db, d->sql, sum) < 0)
 			goto out;
 		if (had && strcmp(had, sum) == 0) {
 			st->applied++;

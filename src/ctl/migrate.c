@@ -39,7 +39,7 @@ static const char *applied_checksum(PGresult *res, int version)
 	return NULL;
 }
 
-static int checksum_of(PGconn *db, const char *sql, char *out)
+int ctl_md5(PGconn *db, const char *sql, char *out)
 {
 	const char *params[1] = { sql };
 	PGresult *res = db_exec(db, SQL_CHECKSUM, 1, params);
@@ -96,7 +96,7 @@ int ctl_migrations_state(struct ctl *c, int *applied, int *pending, int print)
 		if (m->version > max_known)
 			max_known = m->version;
 		if (sum_have) {
-			if (checksum_of(c->db, m->sql, sum) < 0)
+			if (ctl_md5(c->db, m->sql, sum) < 0)
 				goto out;
 			if (strcmp(sum_have, sum) != 0) {
 				ctl_err("migration %03d_%s was changed after it was applied", m->version, m->name);
@@ -129,7 +129,7 @@ static int apply_one(PGconn *db, const struct migration *m)
 	const char *params[3] = { v, m->name, sum };
 	PGresult *r;
 
-	if (checksum_of(db, m->sql, sum) < 0 || db_command(db, "BEGIN", 0, NULL) < 0)
+	if (ctl_md5(db, m->sql, sum) < 0 || db_command(db, "BEGIN", 0, NULL) < 0)
 		return -1;
 	r = PQexec(db, m->sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {

@@ -19,6 +19,8 @@ void chat_take_text(struct gen *g)
 {
 	gen_take_text(g, g->parser.content.data, g->parser.content.len, util_now_ms());
 	buf_reset(&g->parser.content);
+	/* the reasoning part is not stored yet (issue 16 builds it): dropped, as before the parser kept it */
+	buf_reset(&g->parser.reasoning);
 	g->chunks = g->parser.chunks;
 }
 

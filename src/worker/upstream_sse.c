@@ -1,14 +1,37 @@
 /*
  * upstream_sse: see the header. Lines end in \n, \r\n or \r; "data:" lines of one
- * event are joined with \n and dispatched at the blank line, as the SSE spec says.
- * Each event's JSON carries choices[0].delta.content, choices[0].finish_reason, or
- * an "error" object.
+ * event are joined with \n and dispatched at the blank line, as the SSE spec says,
+ * with the event's "event:" name; what an event means is the protocol's (proto.h).
  */
 #include "worker/upstream_sse.h"
+#include "worker/proto.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+
+static const char *const PROTOCOL_NAMES[] = {
+	[PROTO_OPENAI_CHAT] = "openai-chat",
+	[PROTO_OPENAI_RESPONSES] = "openai-responses",
+	[PROTO_ANTHROPIC] = "anthropic",
+	[PROTO_GEMINI] = "gemini",
+};
+
+int upstream_protocol_parse(const char *name, enum upstream_protocol *out)
+{
+	for (size_t i = 0; i < sizeof(PROTOCOL_NAMES) / sizeof(PROTOCOL_NAMES[0]); i++) {
+		if (!strcmp(name, PROTOCOL_NAMES[i])) {
+			*out = (enum upstream_protocol)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *upstream_protocol_name(enum upstream_protocol proto)
+{
+	return (size_t)proto < sizeof(PROTOCOL_NAMES) / sizeof(PROTOCOL_NAMES[0]) ? PROTOCOL_NAMES[proto] : "?";
+}
 
 void upstream_sse_init(struct upstream_sse *p)
 {
@@ -20,30 +43,13 @@ void upstream_sse_free(struct upstream_sse *p)
 	buf_free(&p->line);
 	buf_free(&p->data);
 	buf_free(&p->content);
+	buf_free(&p->reasoning);
 }
 
-static void fail(struct upstream_sse *p, const char *why)
-{
-	if (!p->failed) {
-		p->failed = 1;
-		snprintf(p->error, sizeof(p->error), "%s", why);
-	}
-}
-
-static const char *json_str(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
-}
-
-/* One complete event: [DONE], a chunk, or an error. */
+/* One complete event: [DONE], or JSON for the protocol. */
 static void dispatch(struct upstream_sse *p)
 {
-	struct json_object *root, *err, *choices, *choice, *delta, *content;
-	const char *fr;
+	struct json_object *root;
 
 	if (p->data.len == 0)
 		return;
@@ -53,32 +59,14 @@ static void dispatch(struct upstream_sse *p)
 	}
 	root = json_tokener_parse(p->data.data);
 	if (!root) {
-		fail(p, "upstream sent a data line that is not JSON");
+		proto_fail(p, NULL, "upstream sent a data line that is not JSON");
 		return;
 	}
-	if (json_object_object_get_ex(root, "error", &err) && !json_object_is_type(err, json_type_null)) {
-		/* the error's truncated message must stay valid UTF-8 */
-		char text[200];
-		upstream_error_message(p->data.data, p->data.len, text, sizeof(text));
-		snprintf(p->error, sizeof(p->error), "upstream error: %s", text);
-		p->failed = 1;
-		json_object_put(root);
-		return;
-	}
-	if (json_object_object_get_ex(root, "choices", &choices) &&
-	    json_object_is_type(choices, json_type_array) && json_object_array_length(choices) > 0) {
-		choice = json_object_array_get_idx(choices, 0);
-		if (json_object_object_get_ex(choice, "delta", &delta) &&
-		    json_object_object_get_ex(delta, "content", &content) &&
-		    json_object_is_type(content, json_type_string) && json_object_get_string_len(content) > 0) {
-			size_t at = p->content.len, n = (size_t)json_object_get_string_len(content);
-			buf_append(&p->content, json_object_get_string(content), n);
-			util_utf8_sanitize(p->content.data + at, n);	/* lone surrogates, NULs */
-			p->chunks++;
-		}
-		fr = json_str(choice, "finish_reason");
-		if (fr)
-			util_utf8_copy(p->finish_reason, sizeof(p->finish_reason), fr);
+	switch (p->proto) {
+	case PROTO_OPENAI_RESPONSES: proto_openai_responses_event(p, p->event, root); break;
+	case PROTO_ANTHROPIC: proto_anthropic_event(p, p->event, root); break;
+	case PROTO_GEMINI: proto_gemini_event(p, p->event, root); break;
+	default: proto_openai_chat_event(p, p->event, root); break;
 	}
 	json_object_put(root);
 }
@@ -91,6 +79,7 @@ static void handle_line(struct upstream_sse *p)
 	if (n == 0) {
 		dispatch(p);
 		buf_reset(&p->data);
+		p->event[0] = '\0';
 		return;
 	}
 	if (l[0] == ':')
@@ -101,9 +90,12 @@ static void handle_line(struct upstream_sse *p)
 			buf_append(&p->data, "\n", 1);
 		buf_append(&p->data, l + off, n - off);
 		if (p->data.len > UPSTREAM_LINE_MAX)
-			fail(p, "upstream event too large");
+			proto_fail(p, NULL, "upstream event too large");
+	} else if (n >= 6 && memcmp(l, "event:", 6) == 0) {
+		size_t off = (n > 6 && l[6] == ' ') ? 7 : 6;
+		util_utf8_copy(p->event, sizeof(p->event), l + off);
 	}
-	/* event:, id:, retry: and unknown fields carry nothing we need */
+	/* id:, retry: and unknown fields carry nothing we need */
 }
 
 int upstream_sse_feed(struct upstream_sse *p, const char *bytes, size_t n)
@@ -130,7 +122,7 @@ int upstream_sse_feed(struct upstream_sse *p, const char *bytes, size_t n)
 		for (end = i + 1; end < n && bytes[end] != '\n' && bytes[end] != '\r'; end++)
 			;
 		if (p->line.len + (end - i) > UPSTREAM_LINE_MAX || buf_append(&p->line, bytes + i, end - i) < 0)
-			fail(p, "upstream line too long");
+			proto_fail(p, NULL, "upstream line too long");
 		i = end;
 	}
 	return p->failed ? -1 : 0;
@@ -144,6 +136,9 @@ int upstream_sse_finish(struct upstream_sse *p)
 	}
 	if (!p->failed && !p->done && p->data.len > 0)
 		handle_line(p);		/* the line is empty now: the blank line that never came */
+	/* gemini's stream has no end event: it ends with the connection, after a finishReason */
+	if (!p->failed && p->proto == PROTO_GEMINI && p->finish_reason[0])
+		p->done = 1;
 	return p->failed ? -1 : 0;
 }
 
@@ -156,15 +151,20 @@ void upstream_error_message(const char *body, size_t len, char *out, size_t outl
 
 	if (tok && len > 0)
 		root = json_tokener_parse_ex(tok, body, (int)len);
-	if (root) {
+	if (root && json_object_is_type(root, json_type_array) && json_object_array_length(root) > 0) {
+		struct json_object *first = json_object_get(json_object_array_get_idx(root, 0));
+		json_object_put(root);
+		root = first;		/* Gemini answers errors as [{"error": ...}] */
+	}
+	if (root && json_object_is_type(root, json_type_object)) {
 		if (json_object_object_get_ex(root, "error", &err)) {
 			msg = json_object_is_type(err, json_type_string) ? json_object_get_string(err)
-									 : json_str(err, "message");
+									 : proto_string(err, "message", NULL);
 		}
 		if (!msg)
-			msg = json_str(root, "message");
+			msg = proto_string(root, "message", NULL);
 		if (!msg)
-			msg = json_str(root, "detail");
+			msg = proto_string(root, "detail", NULL);
 	}
 	if (!msg)
 		msg = body;

@@ -24,6 +24,7 @@ int main(void)
 	srunner_add_suite(sr, delivery_suite());
 	srunner_add_suite(sr, gen_suite());
 	srunner_add_suite(sr, bench_suite());
+	srunner_add_suite(sr, proto_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -20,5 +20,6 @@ Suite *task_proto_suite(void);
 Suite *delivery_suite(void);
 Suite *gen_suite(void);
 Suite *bench_suite(void);
+Suite *proto_suite(void);
 
 #endif

@@ -427,6 +427,19 @@ mjs_write_conf() {
 	chat_url = ${MJS_CHAT_URL:-$fake/v1}
 	chat_api_key = dev
 	chat_model = fake
+	# the demo models of the other protocols, on the same fake
+	upstream.responses.protocol = openai-responses
+	upstream.responses.url = $fake/v1
+	upstream.responses.key = dev
+	upstream.responses.models = fake-responses fake-responses:*
+	upstream.claude.protocol = anthropic
+	upstream.claude.url = $fake
+	upstream.claude.key = dev
+	upstream.claude.models = fake-claude fake-claude:*
+	upstream.gemini.protocol = gemini
+	upstream.gemini.url = $fake
+	upstream.gemini.key = dev
+	upstream.gemini.models = fake-gemini fake-gemini:*
 	image_url = ${MJS_IMAGE_URL:-$fake}
 	image_secret = dev
 	video_url = ${MJS_VIDEO_URL:-$fake/v1}

@@ -9,7 +9,7 @@ import json
 LOOP = None                  # the asyncio event loop
 MAX_BODY = 1 << 20
 HANG_LIMIT_S = 3600          # a hanging response gives up after this long
-DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1,
+DEFAULT_KNOBS = {'tps': 100.0, 'tokens': 20, 'fail': 0, 'fail_after': -1, 'error_after': -1, 'think': 0,
                  'hang': False, 'stamp': False, 'delay': 0.0, 'echo': False, 'hostile': False}
 TASK_KNOBS = {'steps': 4, 'step': 0.0, 'fail': False, 'hang': False, 'down': 0.0,
               'submit_fail': 0, 'fail_times': 0, 'hostile': False, 'cdn': False, 'html': False}
@@ -65,7 +65,7 @@ def parse_knobs(model, defaults=None):
     base = DEFAULT_KNOBS if defaults is None else defaults
     knobs = dict(base)
     parts = model.split(':')
-    if parts[0] != 'fake':
+    if not parts[0].startswith('fake'):     # fake, fake-claude, fake-gemini, ...
         return knobs
     for part in parts[1:]:
         name, sep, value = part.partition('=')

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 
 import chat
 import common
+import protocols
 import tasks
 from common import STATS, BadRequest, ClientGone, MAX_BODY, HANG_LIMIT_S
 
@@ -33,7 +34,7 @@ def handle_stats(req, match, body):
 ROUTES = [
     ('GET', re.compile(r'/healthz'), handle_healthz),
     ('GET', re.compile(r'/stats'), handle_stats),
-] + chat.ROUTES + tasks.ROUTES
+] + chat.ROUTES + protocols.ROUTES + tasks.ROUTES
 
 
 # ---------------------------------------------------------------------------

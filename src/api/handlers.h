@@ -72,6 +72,10 @@ void auth_me(struct call *c);
 
 void health_check(struct call *c);	/* health.c */
 
+void models_list(struct call *c);
+/* The model a message without one uses (chat_model, else the first an upstream names), or NULL when none. */
+const char *models_default(const struct config *cfg);
+
 void conversations_list(struct call *c);
 void conversations_create(struct call *c);
 void conversations_update(struct call *c);

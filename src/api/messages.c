@@ -61,7 +61,16 @@ void messages_send(struct call *c)
 	if (rc == JSON_FIELD_INVALID)
 		goto invalid;
 	params[2] = content;
-	params[3] = model ? model : (c->app->cfg->chat_model[0] ? c->app->cfg->chat_model : "default");
+	params[3] = model ? model : models_default(c->app->cfg);
+	if (!params[3] || !config_model_upstream(c->app->cfg, params[3])) {
+		if (params[3])
+			snprintf(err, sizeof(err), "the model \"%.60s\" is not offered here; GET /api/models lists "
+				 "the models", params[3]);
+		else
+			snprintf(err, sizeof(err), "no chat model is configured on this server");
+		http_error(c->resp, 422, "unknown_model", err);
+		goto out;
+	}
 	snprintf(cap, sizeof(cap), "%d", c->app->cfg->max_replies_per_user);
 	res = call_exec(c, SQL_SEND, 5, params);
 	if (res) {

@@ -12,6 +12,7 @@ static const struct route routes[] = {
 	{ "POST", "/api/auth/login", auth_login, ROUTE_BODY },
 	{ "POST", "/api/auth/logout", auth_logout, 0 },
 	{ "GET", "/api/me", auth_me, ROUTE_AUTH },
+	{ "GET", "/api/models", models_list, ROUTE_AUTH },
 	{ "GET", "/api/conversations", conversations_list, ROUTE_AUTH },
 	{ "POST", "/api/conversations", conversations_create, ROUTE_AUTH | ROUTE_BODY },
 	{ "PATCH", "/api/conversations/{id}", conversations_update, ROUTE_AUTH | ROUTE_BODY },

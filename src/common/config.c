@@ -246,8 +246,237 @@ static int set_key(struct config *cfg, const struct key *k, const char *value, c
 	return 0;
 }
 
+static const char *const PROTOCOL_NAMES[] = {
+	[PROTO_OPENAI_CHAT] = "openai-chat",
+	[PROTO_OPENAI_RESPONSES] = "openai-responses",
+	[PROTO_ANTHROPIC] = "anthropic",
+	[PROTO_GEMINI] = "gemini",
+};
+#define NPROTOCOLS (sizeof(PROTOCOL_NAMES) / sizeof(PROTOCOL_NAMES[0]))
+
+int config_protocol_parse(const char *name, enum upstream_protocol *out)
+{
+	for (size_t i = 0; i < NPROTOCOLS; i++) {
+		if (!strcmp(name, PROTOCOL_NAMES[i])) {
+			*out = (enum upstream_protocol)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *config_protocol_name(enum upstream_protocol protocol)
+{
+	return (size_t)protocol < NPROTOCOLS ? PROTOCOL_NAMES[protocol] : "?";
+}
+
+static void upstream_free(struct config_upstream *u)
+{
+	free(u->url);
+	free(u->key);
+	free(u->key_file);
+	for (int i = 0; i < u->nmodels; i++)
+		free(u->models[i]);
+	memset(u, 0, sizeof(*u));
+}
+
+static int valid_upstream_name(const char *s, size_t n)
+{
+	if (n == 0 || n > CONFIG_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+/* "a b, c": the models, each a name of up to 200 printable bytes, or "prefix*". */
+static int set_models(struct config_upstream *u, const char *key, const char *value, char *err, size_t errlen)
+{
+	const char *p = value;
+
+	for (int i = 0; i < u->nmodels; i++)
+		free(u->models[i]);
+	u->nmodels = 0;
+	while (*p) {
+		size_t n;
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t' && p[n] != ','; n++)
+			if ((unsigned char)p[n] < 0x21 || (p[n] == '*' && p[n + 1] && p[n + 1] != ' ' && p[n + 1] != ','))
+				break;
+		if (n == 0)
+			break;
+		if ((p[n] && p[n] != ' ' && p[n] != '\t' && p[n] != ',') || n > 200) {
+			snprintf(err, errlen, "%s: a model is a name of at most 200 characters, with * only at its end",
+				 key);
+			return -1;
+		}
+		if (u->nmodels == CONFIG_MODELS_MAX) {
+			snprintf(err, errlen, "%s: at most %d models", key, CONFIG_MODELS_MAX);
+			return -1;
+		}
+		if (!(u->models[u->nmodels] = strndup(p, n))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		u->nmodels++;
+		p += n;
+	}
+	return 0;
+}
+
+/* upstream.NAME.FIELD = value */
+static int set_upstream(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	const char *name = key + strlen("upstream."), *dot = strchr(name, '.'), *field;
+	struct config_upstream *u = NULL;
+	char **slot = NULL;
+
+	if (!dot || !valid_upstream_name(name, (size_t)(dot - name))) {
+		snprintf(err, errlen, "\"%s\": expected upstream.NAME.FIELD, NAME of 1 to %d of a-z 0-9 _ -", key,
+			 CONFIG_NAME_MAX);
+		return -1;
+	}
+	field = dot + 1;
+	for (int i = 0; i < cfg->nupstreams; i++)
+		if (strlen(cfg->upstreams[i].name) == (size_t)(dot - name) &&
+		    !strncmp(cfg->upstreams[i].name, name, (size_t)(dot - name)))
+			u = &cfg->upstreams[i];
+	if (!u) {
+		if (cfg->nupstreams == CONFIG_UPSTREAMS_MAX) {
+			snprintf(err, errlen, "at most %d upstreams", CONFIG_UPSTREAMS_MAX);
+			return -1;
+		}
+		u = &cfg->upstreams[cfg->nupstreams++];
+		memset(u, 0, sizeof(*u));
+		memcpy(u->name, name, (size_t)(dot - name));
+	}
+	if (!strcmp(field, "protocol")) {
+		if (config_protocol_parse(value, &u->protocol) < 0) {
+			snprintf(err, errlen, "%s: expected openai-chat, openai-responses, anthropic or gemini, got \"%s\"",
+				 key, value);
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcmp(field, "models"))
+		return set_models(u, key, value, err, errlen);
+	if (!strcmp(field, "url"))
+		slot = &u->url;
+	else if (!strcmp(field, "key"))
+		slot = &u->key;
+	else if (!strcmp(field, "key_file"))
+		slot = &u->key_file;
+	if (!slot) {
+		snprintf(err, errlen, "\"%s\": an upstream has protocol, url, key, key_file and models", key);
+		return -1;
+	}
+	free(*slot);
+	if (!(*slot = strdup(value))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * After a file is read: every named upstream complete, and the legacy one made
+ * from chat_url.
+ */
+static int finish_upstreams(struct config *cfg, char *err, size_t errlen)
+{
+	struct config_upstream *u;
+
+	for (int i = 0; i < cfg->nupstreams; i++) {
+		u = &cfg->upstreams[i];
+		if (u->legacy) {	/* from an earlier load: made again below */
+			upstream_free(u);
+			cfg->nupstreams--;
+			break;
+		}
+		if (!strcmp(u->name, CONFIG_LEGACY_UPSTREAM)) {
+			snprintf(err, errlen, "upstream.%s: the name is the one chat_url's upstream has; choose another",
+				 u->name);
+			return -1;
+		}
+		if (!u->url || (strncmp(u->url, "http://", 7) && strncmp(u->url, "https://", 8))) {
+			snprintf(err, errlen, "upstream.%s.url: an http:// or https:// base URL is required", u->name);
+			return -1;
+		}
+		if (u->nmodels == 0) {
+			snprintf(err, errlen, "upstream.%s.models: at least one model is required", u->name);
+			return -1;
+		}
+		if (u->key && u->key_file) {
+			snprintf(err, errlen, "upstream.%s: key and key_file both set; keep one", u->name);
+			return -1;
+		}
+	}
+	if (!cfg->chat_url[0])
+		return 0;
+	u = &cfg->upstreams[cfg->nupstreams++];
+	memset(u, 0, sizeof(*u));
+	snprintf(u->name, sizeof(u->name), "%s", CONFIG_LEGACY_UPSTREAM);
+	u->legacy = 1;
+	u->protocol = PROTO_OPENAI_CHAT;
+	u->url = strdup(cfg->chat_url);
+	u->key = strdup(cfg->chat_api_key);
+	u->models[u->nmodels++] = strdup(cfg->chat_model[0] ? cfg->chat_model : "default");
+	u->models[u->nmodels++] = strdup("*");
+	for (int i = 0; i < u->nmodels; i++)
+		if (!u->models[i] || !u->url || !u->key) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	return 0;
+}
+
+const struct config_upstream *config_model_upstream(const struct config *cfg, const char *model)
+{
+	for (int i = 0; i < cfg->nupstreams; i++)
+		for (int k = 0; k < cfg->upstreams[i].nmodels; k++)
+			if (!strcmp(cfg->upstreams[i].models[k], model))
+				return &cfg->upstreams[i];
+	for (int i = 0; i < cfg->nupstreams; i++) {
+		for (int k = 0; k < cfg->upstreams[i].nmodels; k++) {
+			const char *m = cfg->upstreams[i].models[k];
+			size_t n = strlen(m);
+			if (n > 0 && m[n - 1] == '*' && !strncmp(m, model, n - 1))
+				return &cfg->upstreams[i];
+		}
+	}
+	return NULL;
+}
+
+int config_upstream_key(const struct config_upstream *u, char *out, size_t len, char *err, size_t errlen)
+{
+	FILE *f;
+	size_t n;
+
+	out[0] = '\0';
+	if (!u->key_file) {
+		snprintf(out, len, "%s", u->key ? u->key : "");
+		return 0;
+	}
+	f = fopen(u->key_file, "r");
+	if (!f) {
+		snprintf(err, errlen, "upstream.%s.key_file %s: %s", u->name, u->key_file, strerror(errno));
+		return -1;
+	}
+	if (!fgets(out, (int)len, f))
+		out[0] = '\0';
+	fclose(f);
+	n = strlen(out);
+	while (n > 0 && isspace((unsigned char)out[n - 1]))
+		out[--n] = '\0';
+	return 0;
+}
+
 int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
+	if (!strncmp(key, "upstream.", 9))
+		return set_upstream(cfg, key, value, err, errlen);
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].name, key))
 			return set_key(cfg, &keys[i], value, err, errlen);
@@ -285,7 +514,7 @@ int config_load(struct config *cfg, const char *path, int must_exist, char *err,
 
 	if (!f) {
 		if (!must_exist && errno == ENOENT)
-			return 0;
+			return finish_upstreams(cfg, err, errlen);
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -322,6 +551,8 @@ int config_load(struct config *cfg, const char *path, int must_exist, char *err,
 		}
 	}
 	fclose(f);
+	if (rc == 0)
+		rc = finish_upstreams(cfg, err, errlen);
 	return rc;
 }
 
@@ -334,6 +565,9 @@ void config_free(struct config *cfg)
 			*slot = NULL;
 		}
 	}
+	for (int i = 0; i < cfg->nupstreams; i++)
+		upstream_free(&cfg->upstreams[i]);
+	cfg->nupstreams = 0;
 }
 
 void config_reload_log_level(const char *path, int must_exist)

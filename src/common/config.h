@@ -13,6 +13,35 @@
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/mjs/mjs.conf"
 #define CONFIG_AUTO (-1)	/* a T_BOOL_AUTO key set to "auto" */
 
+/* The chat protocols an upstream may speak (DESIGN.md "Upstreams"; worker/proto_*.c). */
+enum upstream_protocol {
+	PROTO_OPENAI_CHAT = 0,
+	PROTO_OPENAI_RESPONSES,
+	PROTO_ANTHROPIC,
+	PROTO_GEMINI,
+};
+
+#define CONFIG_UPSTREAMS_MAX 32
+#define CONFIG_MODELS_MAX 64
+#define CONFIG_NAME_MAX 32	/* an upstream's name: [a-z0-9_-] */
+#define CONFIG_LEGACY_UPSTREAM "default"
+
+/*
+ * A chat upstream: upstream.NAME.protocol, .url, .key or .key_file, .models.
+ * The old chat_url, chat_api_key and chat_model keys make one more, named
+ * "default", of protocol openai-chat, taking any model (as they always did).
+ */
+struct config_upstream {
+	char name[CONFIG_NAME_MAX + 1];
+	enum upstream_protocol protocol;
+	char *url;
+	char *key;		/* NULL when none (or from key_file) */
+	char *key_file;		/* read when the key is needed (config_upstream_key) */
+	char *models[CONFIG_MODELS_MAX];	/* exact names, or "prefix*" */
+	int nmodels;
+	int legacy;		/* made from chat_url, chat_api_key, chat_model */
+};
+
 struct config {
 	/* every program */
 	char *database;
@@ -72,6 +101,9 @@ struct config {
 	int task_upstream_grace_ms;
 	int task_deadline_ms;
 	int task_request_timeout_ms;
+	/* chat upstreams, in file order; the legacy one (chat_url) last */
+	struct config_upstream upstreams[CONFIG_UPSTREAMS_MAX + 1];
+	int nupstreams;
 };
 
 /* Fills cfg with the defaults. Strings are owned by cfg: free with config_free(). */
@@ -92,6 +124,22 @@ int config_parse_size(const char *s, size_t *out);
 int config_parse_bool(const char *s, int *out);
 
 void config_free(struct config *cfg);
+
+int config_protocol_parse(const char *name, enum upstream_protocol *out);
+const char *config_protocol_name(enum upstream_protocol protocol);
+
+/*
+ * The upstream that serves model: an exact name first (in file order), then a
+ * "prefix*" pattern, then the legacy upstream (any model). NULL when none:
+ * the model is not offered (422).
+ */
+const struct config_upstream *config_model_upstream(const struct config *cfg, const char *model);
+
+/*
+ * The upstream's key: upstream.NAME.key, or the first line of key_file, into out
+ * ("" when it has none). Returns 0, or -1 with why in err (a file it cannot read).
+ */
+int config_upstream_key(const struct config_upstream *u, char *out, size_t len, char *err, size_t errlen);
 
 /*
  * SIGHUP in a daemon: reads path again and applies its log_level; every other

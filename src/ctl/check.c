@@ -3,12 +3,16 @@
  * trusting an installation: the config loads (it did, or mjsctl would have
  * exited 2), the database answers, every migration this mjsctl knows is
  * applied and unchanged, every function, view and trigger is as its file and
- * the last migrate made it (no drift), and each configured upstream answers HTTP within a
- * short timeout. Any HTTP status counts as reachable (a base URL often
- * answers 404); a refused connection, a DNS failure or a timeout does not.
+ * the last migrate made it (no drift), and each configured upstream answers
+ * within a short timeout. A chat upstream is asked for its models list, in its
+ * protocol and with its key: a list, or a 404 (some servers have none), is
+ * fine; a refused key (401, 403), a 5xx, a refused connection, a DNS failure
+ * or a timeout is not. The image and video upstreams' base URLs may answer
+ * any HTTP status.
  */
 #include "ctl/ctl.h"
 #include "common/db.h"
+#include "worker/proto.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -43,6 +47,76 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
 	(void)ptr;
 	(void)userdata;
 	return size * nmemb;
+}
+
+#define ANSWER_MAX (1 << 20)
+
+static size_t keep(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct buf *b = userdata;
+
+	if (b->len + size * nmemb > ANSWER_MAX || buf_append(b, ptr, size * nmemb) < 0)
+		return 0;
+	return size * nmemb;
+}
+
+/* A chat upstream: its models list, asked in its protocol with its key. */
+static void check_chat_upstream(struct report *r, const struct config_upstream *u)
+{
+	char name[64], detail[CURL_ERROR_SIZE + 1024], errbuf[CURL_ERROR_SIZE] = "", key[1024], msg[200];
+	struct proto_request req;
+	struct curl_slist *headers = NULL;
+	struct buf answer = { 0 };
+	CURLcode cc;
+	long status = 0;
+	CURL *h;
+
+	snprintf(name, sizeof(name), "upstream:%s", u->name);
+	if (config_upstream_key(u, key, sizeof(key), detail, sizeof(detail)) < 0) {
+		result(r, name, 0, detail);
+		return;
+	}
+	if (proto_models_request(u->protocol, u->url, key, &req) < 0 || !(h = curl_easy_init())) {
+		result(r, name, 0, "out of memory");
+		return;
+	}
+	for (int i = 0; i < req.nheaders; i++)
+		headers = curl_slist_append(headers, req.headers[i]);
+	curl_easy_setopt(h, CURLOPT_URL, req.url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, UPSTREAM_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "mjsctl-check");
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK) {
+		snprintf(detail, sizeof(detail), "%s (%s) unreachable: %s", req.url, config_protocol_name(u->protocol),
+			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		result(r, name, 0, detail);
+	} else if (status >= 200 && status < 300) {
+		int n = proto_models_count(answer.data ? answer.data : "", answer.len);
+		snprintf(detail, sizeof(detail), "%s (%s) answers: %s%d models listed", req.url,
+			 config_protocol_name(u->protocol), n < 0 ? "no list, " : "", n < 0 ? 0 : n);
+		result(r, name, 1, detail);
+	} else if (status == 404 || status == 405) {
+		snprintf(detail, sizeof(detail), "%s (%s) answers HTTP %ld: it lists no models", req.url,
+			 config_protocol_name(u->protocol), status);
+		result(r, name, 1, detail);
+	} else {
+		upstream_error_message(answer.data ? answer.data : "", answer.len, msg, sizeof(msg));
+		snprintf(detail, sizeof(detail), "%s (%s) answers HTTP %ld%s: %s", req.url,
+			 config_protocol_name(u->protocol), status,
+			 status == 401 || status == 403 ? " (the key is refused)" : "", msg);
+		result(r, name, 0, detail);
+	}
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(h);
+	buf_free(&answer);
+	proto_request_free(&req);
 }
 
 static void check_upstream(struct report *r, const char *name, const char *url)
@@ -124,7 +198,10 @@ int ctl_check(struct ctl *c)
 		if (st.applied + st.pending + st.drift)
 			result(&r, "definitions", !st.pending && !st.drift, detail);
 	}
-	check_upstream(&r, "chat_url", c->cfg->chat_url);
+	if (c->cfg->nupstreams == 0)
+		result(&r, "upstreams", 1, "no chat upstream configured");
+	for (int i = 0; i < c->cfg->nupstreams; i++)
+		check_chat_upstream(&r, &c->cfg->upstreams[i]);
 	check_upstream(&r, "image_url", c->cfg->image_url);
 	check_upstream(&r, "video_url", c->cfg->video_url);
 	rc = r.failed ? EXIT_FAIL : EXIT_OK;

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "worker/chat.h"
+#include "worker/proto.h"
 #include "common/db.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -66,19 +67,42 @@ static const char SQL_HISTORY[] =
 /* Generations whose history is read by one query: bounds what one query holds. */
 #define HISTORY_BATCH 32
 
-static char *request_body_new(const struct gen *g, const struct config *cfg, struct json_object *msgs)
-{
-	struct json_object *root = json_object_new_object();
-	char *out;
+/* The keys of cfg's upstreams (key, or key_file read at start), by position. */
+static char upstream_keys[CONFIG_UPSTREAMS_MAX + 1][1024];
 
-	json_object_object_add(root, "model", json_object_new_string(g->model));
-	json_object_object_add(root, "messages", msgs);
-	json_object_object_add(root, "stream", json_object_new_boolean(1));
-	if (cfg->reply_max_tokens > 0)
-		json_object_object_add(root, "max_tokens", json_object_new_int(cfg->reply_max_tokens));
-	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(root);
-	return out;
+int chat_init(const struct config *cfg, char *err, size_t errlen)
+{
+	for (int i = 0; i < cfg->nupstreams; i++)
+		if (config_upstream_key(&cfg->upstreams[i], upstream_keys[i], sizeof(upstream_keys[i]), err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+/* g's request to the upstream serving its model, with the conversation so far. */
+static void build_request(struct gen *g, const struct config *cfg, const struct chat_turn *turns, int nturns)
+{
+	const struct config_upstream *u;
+	struct chat_request r;
+	char msg[300];
+
+	if (!strcmp(g->model, "default") && cfg->chat_model[0])
+		snprintf(g->model, sizeof(g->model), "%s", cfg->chat_model);
+	u = config_model_upstream(cfg, g->model);
+	if (!u) {
+		snprintf(msg, sizeof(msg), "the model \"%.200s\" is not offered here any more (no upstream serves it)",
+			 g->model);
+		gen_set_status(g, "failed", msg);
+		return;
+	}
+	r = (struct chat_request){ u->url, upstream_keys[u - cfg->upstreams], g->model, "", turns, nturns,
+				   cfg->reply_max_tokens };
+	proto_request_free(&g->request);
+	if (proto_request_build(u->protocol, &r, &g->request) < 0) {
+		gen_set_status(g, "failed", "out of memory");
+		return;
+	}
+	g->protocol = u->protocol;
+	g->upstream = u->name;
 }
 
 /* The request bodies of up to HISTORY_BATCH gens from *from on; *from moves past them. */
@@ -88,6 +112,7 @@ static int prepare_batch(PGconn *db, const struct config *cfg, struct gen **from
 	char limit[16], bytes[24];
 	const char *params[4];
 	struct gen *first = *from, *g;
+	struct chat_turn *turns;
 	PGresult *res;
 	int row = 0, rows, k = 0, n = 0;
 
@@ -113,26 +138,26 @@ static int prepare_batch(PGconn *db, const struct config *cfg, struct gen **from
 	if (!res)
 		return -1;
 	rows = PQntuples(res);
+	turns = calloc((size_t)(rows ? rows : 1), sizeof(*turns));
+	if (!turns) {
+		PQclear(res);
+		return -1;
+	}
 	for (g = first; g != *from; g = g->next) {
-		struct json_object *msgs;
+		int nturns = 0;
 		if (g->final)
 			continue;
 		/* rows come in list order: the k-th gen's rows have n = k */
 		k++;
-		msgs = json_object_new_array();
 		while (row < rows && atoi(PQgetvalue(res, row, 0)) == k) {
-			struct json_object *m = json_object_new_object();
-			json_object_object_add(m, "role", json_object_new_string(PQgetvalue(res, row, 1)));
-			json_object_object_add(m, "content", json_object_new_string_len(PQgetvalue(res, row, 2),
-											 PQgetlength(res, row, 2)));
-			json_object_array_add(msgs, m);
+			turns[nturns].role = PQgetvalue(res, row, 1);
+			turns[nturns].content = PQgetvalue(res, row, 2);
+			turns[nturns++].len = (size_t)PQgetlength(res, row, 2);
 			row++;
 		}
-		if (!strcmp(g->model, "default"))
-			snprintf(g->model, sizeof(g->model), "%s", cfg->chat_model[0] ? cfg->chat_model : "default");
-		free(g->request_body);
-		g->request_body = request_body_new(g, cfg, msgs);
+		build_request(g, cfg, turns, nturns);
 	}
+	free(turns);
 	PQclear(res);
 	return 0;
 }
@@ -149,37 +174,27 @@ int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list)
 
 int chat_start(CURLM *multi, const struct config *cfg, struct gen *g)
 {
-	char url[2048], auth[1024];
-	size_t n;
-
-	if (!cfg->chat_url[0]) {
-		gen_set_status(g, "failed", "no chat upstream configured (chat_url)");
+	if (cfg->nupstreams == 0) {
+		gen_set_status(g, "failed", "no chat upstream configured (upstream.NAME.* or chat_url)");
 		return -1;
 	}
-	if (!g->request_body) {
+	if (!g->request.url) {
 		gen_set_status(g, "failed", "could not read the conversation");
 		return -1;
 	}
 	g->max_chars = cfg->reply_max_chars;
-	n = strlen(cfg->chat_url);
-	while (n > 0 && cfg->chat_url[n - 1] == '/')
-		n--;
-	snprintf(url, sizeof(url), "%.*s/chat/completions", (int)n, cfg->chat_url);
 	upstream_sse_init(&g->parser);
+	g->parser.proto = g->protocol;
 	g->easy = curl_easy_init();
 	if (!g->easy) {
 		gen_set_status(g, "failed", "out of memory");
 		return -1;
 	}
-	g->headers = curl_slist_append(g->headers, "Content-Type: application/json");
-	g->headers = curl_slist_append(g->headers, "Accept: text/event-stream");
-	if (cfg->chat_api_key[0]) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->chat_api_key);
-		g->headers = curl_slist_append(g->headers, auth);
-	}
-	curl_easy_setopt(g->easy, CURLOPT_URL, url);
+	for (int i = 0; i < g->request.nheaders; i++)
+		g->headers = curl_slist_append(g->headers, g->request.headers[i]);
+	curl_easy_setopt(g->easy, CURLOPT_URL, g->request.url);
 	curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, g->headers);
-	curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->request_body);
+	curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->request.body);
 	curl_easy_setopt(g->easy, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(g->easy, CURLOPT_WRITEDATA, g);
 	curl_easy_setopt(g->easy, CURLOPT_PRIVATE, &g->transfer);

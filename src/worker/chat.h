@@ -1,6 +1,8 @@
 /*
- * chat: the OpenAI-compatible chat completions client (stream: true) on a curl
- * multi handle. One easy handle per generation; bytes go through upstream_sse.
+ * chat: a reply's transfer on the worker's curl multi handle: the request to
+ * the upstream serving the reply's model (mjs.conf upstreams, in its protocol:
+ * proto.h), its stream through upstream_sse, and the end of the transfer
+ * turned into a status a user can act on. One easy handle per generation.
  */
 #ifndef MJS_WORKER_CHAT_H
 #define MJS_WORKER_CHAT_H
@@ -12,9 +14,16 @@
 #include "worker/gen.h"
 
 /*
- * Builds the request bodies of the gens of list that are not final (new
- * claims) from their conversations so far, read with one query. Returns 0, or
- * -1 when the query failed (no body set).
+ * Reads the keys of the upstreams (key_file) once, at start. Returns 0, or -1
+ * with why in err.
+ */
+int chat_init(const struct config *cfg, char *err, size_t errlen);
+
+/*
+ * Builds the requests of the gens of list that are not final (new claims)
+ * from their conversations so far, read with one query; a gen whose model no
+ * upstream serves is failed saying so. Returns 0, or -1 when the query failed
+ * (no request set).
  */
 int chat_prepare(PGconn *db, const struct config *cfg, struct gen *list);
 

@@ -22,7 +22,7 @@ void gen_free(struct gen *g)
 	buf_free(&g->pending);
 	buf_free(&g->text);
 	buf_free(&g->error_body);
-	free(g->request_body);
+	proto_request_free(&g->request);
 	free(g);
 }
 

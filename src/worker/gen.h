@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "common/util.h"
+#include "worker/proto.h"
 #include "worker/transfer.h"
 #include "worker/upstream_sse.h"
 
@@ -45,8 +46,10 @@ struct gen {
 	long content_chars;		/* characters of content in the database */
 	int chunk_rows;			/* flushes that stored text for it: its rows in mjs.message_chunks */
 	CURL *easy;			/* NULL once the transfer is over */
-	struct curl_slist *headers;
-	char *request_body;
+	struct curl_slist *headers;	/* request.headers for curl */
+	struct proto_request request;	/* what goes to the upstream (chat_prepare) */
+	enum upstream_protocol protocol;	/* the upstream's, for its stream's parser */
+	const char *upstream;		/* the upstream's name (the config's), for log lines */
 	long http_status;
 	struct buf error_body;		/* body of an HTTP error answer */
 	struct upstream_sse parser;

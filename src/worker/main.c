@@ -142,8 +142,8 @@ static void claim(struct worker *w)
 		w->running++;
 		if (g->final)
 			continue;	/* recovered as stopped or failed: just flush it */
-		log_info("generation start id=%s user=%s model=%s attempt=%d", g->id, g->user_id, g->model,
-			 g->attempt);
+		log_info("generation start id=%s user=%s model=%s upstream=%s attempt=%d", g->id, g->user_id, g->model,
+			 g->upstream ? g->upstream : "-", g->attempt);
 		chat_start(w->multi, w->cfg, g);	/* no body (the query failed): fails the reply */
 	}
 }
@@ -542,12 +542,20 @@ int main(int argc, char **argv)
 		snprintf(w.name, sizeof(w.name), "%s", cfg.worker_name);
 	else
 		snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
+	if (chat_init(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mjs-worker: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
 	w.multi = curl_multi_init();
 	retention_init(&w.retention, &cfg, util_now_ms());
 	janitor_init(&w.janitor, &cfg, util_now_ms());
 	w.tasks = taskq_new(&cfg, w.multi, w.name);
-	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d chat_url=%s", w.name,
-		 cfg.max_generations, cfg.flush_interval_ms, cfg.chat_url[0] ? cfg.chat_url : "-");
+	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d upstreams=%d", w.name,
+		 cfg.max_generations, cfg.flush_interval_ms, cfg.nupstreams);
+	for (int i = 0; i < cfg.nupstreams; i++)
+		log_info("upstream name=%s protocol=%s url=%s models=%d", cfg.upstreams[i].name,
+			 config_protocol_name(cfg.upstreams[i].protocol), cfg.upstreams[i].url, cfg.upstreams[i].nmodels);
 	run(&w);
 	taskq_shutdown(w.tasks, w.db);
 	taskq_free(w.tasks);

@@ -179,6 +179,58 @@ int proto_request_build(enum upstream_protocol proto, const struct chat_request 
 	return 0;
 }
 
+int proto_models_request(enum upstream_protocol proto, const char *base_url, const char *api_key,
+			 struct proto_request *out)
+{
+	char auth[1100];
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	rc |= add_header(out, "Accept", "application/json");
+	switch (proto) {
+	case PROTO_ANTHROPIC:
+		out->url = join_url(base_url, "/v1/models");
+		rc |= add_header(out, "anthropic-version", "2023-06-01");
+		if (api_key[0])
+			rc |= add_header(out, "x-api-key", api_key);
+		break;
+	case PROTO_GEMINI:
+		out->url = join_url(base_url, "/v1beta/models");
+		if (api_key[0])
+			rc |= add_header(out, "x-goog-api-key", api_key);
+		break;
+	default:
+		out->url = join_url(base_url, "/models");
+		if (api_key[0]) {
+			snprintf(auth, sizeof(auth), "Bearer %s", api_key);
+			rc |= add_header(out, "Authorization", auth);
+		}
+		break;
+	}
+	if (rc || !out->url) {
+		proto_request_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int proto_models_count(const char *body, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *root = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL, *list;
+	int n = -1;
+
+	list = proto_member(root, "data");
+	if (!list)
+		list = proto_member(root, "models");
+	if (list && json_object_is_type(list, json_type_array))
+		n = (int)json_object_array_length(list);
+	json_object_put(root);
+	if (tok)
+		json_tokener_free(tok);
+	return n;
+}
+
 void proto_request_free(struct proto_request *out)
 {
 	free(out->url);

@@ -66,6 +66,16 @@ struct proto_request {
 int proto_request_build(enum upstream_protocol proto, const struct chat_request *r, struct proto_request *out);
 void proto_request_free(struct proto_request *out);
 
+/*
+ * The request that lists an upstream's models (GET, no body): what mjsctl check
+ * asks each upstream. Returns 0, or -1 out of memory.
+ */
+int proto_models_request(enum upstream_protocol proto, const char *base_url, const char *api_key,
+			 struct proto_request *out);
+
+/* How many models a models list answer names (data[] or models[]), or -1 when it is not one. */
+int proto_models_count(const char *body, size_t len);
+
 /* The protocols' request bodies (proto_request_build calls the one of its protocol). */
 struct json_object *proto_openai_chat_body(const struct chat_request *r);
 struct json_object *proto_openai_responses_body(const struct chat_request *r);

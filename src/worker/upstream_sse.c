@@ -10,29 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const PROTOCOL_NAMES[] = {
-	[PROTO_OPENAI_CHAT] = "openai-chat",
-	[PROTO_OPENAI_RESPONSES] = "openai-responses",
-	[PROTO_ANTHROPIC] = "anthropic",
-	[PROTO_GEMINI] = "gemini",
-};
-
-int upstream_protocol_parse(const char *name, enum upstream_protocol *out)
-{
-	for (size_t i = 0; i < sizeof(PROTOCOL_NAMES) / sizeof(PROTOCOL_NAMES[0]); i++) {
-		if (!strcmp(name, PROTOCOL_NAMES[i])) {
-			*out = (enum upstream_protocol)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-const char *upstream_protocol_name(enum upstream_protocol proto)
-{
-	return (size_t)proto < sizeof(PROTOCOL_NAMES) / sizeof(PROTOCOL_NAMES[0]) ? PROTOCOL_NAMES[proto] : "?";
-}
-
 void upstream_sse_init(struct upstream_sse *p)
 {
 	memset(p, 0, sizeof(*p));

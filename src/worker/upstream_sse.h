@@ -27,16 +27,10 @@
 
 #include <stddef.h>
 
+#include "common/config.h"	/* enum upstream_protocol */
 #include "common/util.h"
 
 #define UPSTREAM_LINE_MAX (1 << 20)
-
-enum upstream_protocol {
-	PROTO_OPENAI_CHAT = 0,
-	PROTO_OPENAI_RESPONSES,
-	PROTO_ANTHROPIC,
-	PROTO_GEMINI,
-};
 
 struct upstream_sse {
 	enum upstream_protocol proto;
@@ -76,9 +70,5 @@ int upstream_sse_finish(struct upstream_sse *p);
  * Writes at most outlen bytes (NUL-terminated).
  */
 void upstream_error_message(const char *body, size_t len, char *out, size_t outlen);
-
-/* The protocol named name ("openai-chat", ...): 0, or -1 when there is none. */
-int upstream_protocol_parse(const char *name, enum upstream_protocol *out);
-const char *upstream_protocol_name(enum upstream_protocol proto);
 
 #endif

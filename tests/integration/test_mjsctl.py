@@ -76,7 +76,9 @@ def test_migrate_status_and_check_report_an_up_to_date_stack():
     report = json_one('check')
     assert report['ok'] is True, report
     names = [c['name'] for c in report['checks']]
-    assert names == ['config', 'database', 'migrations', 'definitions', 'chat_url', 'image_url', 'video_url'], names
+    assert names == ['config', 'database', 'migrations', 'definitions', 'upstream:responses', 'upstream:claude',
+                     'upstream:gemini', 'upstream:default', 'image_url', 'video_url'], names
+    assert all('models listed' in c['detail'] for c in report['checks'] if c['name'].startswith('upstream:')), report
     assert all(c['ok'] for c in report['checks']), report
     text = ok('check')
     assert 'FAIL' not in text and 'migrations' in text, text
@@ -118,8 +120,19 @@ def test_check_fails_when_an_upstream_is_unreachable():
     assert rc == 1, 'check with a dead chat_url: exit %d, %r %r' % (rc, out, err)
     report = json.loads(out)
     bad = [c for c in report['checks'] if not c['ok']]
-    assert report['ok'] is False and [c['name'] for c in bad] == ['chat_url'], report
+    assert report['ok'] is False and [c['name'] for c in bad] == ['upstream:default'], report
     assert 'unreachable' in bad[0]['detail'], bad
+
+
+@mjs.timeout(60)
+def test_check_says_which_upstream_refuses_its_key():
+    conf = mjs.stack_conf({'upstream.claude.key': '', 'upstream.gemini.key': ''}, 'mjsctl-test.conf')
+    rc, out, err = mjsctl('--json', 'check', conf=conf)
+    assert rc == 1, (rc, out, err)
+    bad = {c['name']: c['detail'] for c in json.loads(out)['checks'] if not c['ok']}
+    assert sorted(bad) == ['upstream:claude', 'upstream:gemini'], bad
+    assert 'HTTP 401 (the key is refused): x-api-key header is required' in bad['upstream:claude'], bad
+    assert 'HTTP 403 (the key is refused)' in bad['upstream:gemini'], bad
 
 
 @mjs.timeout(90)

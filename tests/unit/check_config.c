@@ -484,6 +484,83 @@ START_TEST(test_load_missing_file_is_fine_unless_required)
 }
 END_TEST
 
+START_TEST(test_named_upstreams_and_the_model_each_serves)
+{
+	struct config cfg;
+	char path[64], err[256] = "", key[64];
+	const struct config_upstream *u;
+
+	config_defaults(&cfg);
+	ck_assert_int_eq(load_text(&cfg,
+		"upstream.openai.url = https://api.openai.com/v1\n"
+		"upstream.openai.key = sk-1\n"
+		"upstream.openai.models = gpt-4o, gpt-4o-mini o*\n"
+		"upstream.claude.protocol = anthropic\n"
+		"upstream.claude.url = https://api.anthropic.com\n"
+		"upstream.claude.key_file = /nonexistent/claude.key\n"
+		"upstream.claude.models = claude-sonnet-4-5 gpt-4o\n"
+		"chat_url = http://127.0.0.1:9/v1\n", path, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.nupstreams, 3);
+	ck_assert_str_eq(cfg.upstreams[0].name, "openai");
+	ck_assert_int_eq(cfg.upstreams[0].protocol, PROTO_OPENAI_CHAT);	/* the default protocol */
+	ck_assert_int_eq(cfg.upstreams[0].nmodels, 3);
+	ck_assert_int_eq(cfg.upstreams[1].protocol, PROTO_ANTHROPIC);
+	ck_assert_int_eq(cfg.upstreams[2].legacy, 1);
+	ck_assert_str_eq(cfg.upstreams[2].name, "default");
+	/* an exact name first, in file order; then patterns; then chat_url's, which takes anything */
+	ck_assert_str_eq(config_model_upstream(&cfg, "gpt-4o")->name, "openai");
+	ck_assert_str_eq(config_model_upstream(&cfg, "claude-sonnet-4-5")->name, "claude");
+	ck_assert_str_eq(config_model_upstream(&cfg, "o3")->name, "openai");
+	ck_assert_str_eq(config_model_upstream(&cfg, "anything")->name, "default");
+	u = config_model_upstream(&cfg, "gpt-4o-mini");
+	ck_assert_int_eq(config_upstream_key(u, key, sizeof(key), err, sizeof(err)), 0);
+	ck_assert_str_eq(key, "sk-1");
+	ck_assert_int_eq(config_upstream_key(&cfg.upstreams[1], key, sizeof(key), err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "upstream.claude.key_file"));
+	config_free(&cfg);
+
+	/* without chat_url, a model no upstream lists is not served */
+	config_defaults(&cfg);
+	ck_assert_int_eq(load_text(&cfg, "upstream.g.protocol = gemini\nupstream.g.url = https://x.example\n"
+					 "upstream.g.models = gemini-2.5-flash\n", path, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.nupstreams, 1);
+	ck_assert_ptr_null(config_model_upstream(&cfg, "gpt-4o"));
+	ck_assert_ptr_null(config_model_upstream(&cfg, "default"));
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_bad_upstreams_are_errors_that_say_which)
+{
+	static const struct {
+		const char *text, *says;
+	} cases[] = {
+		{ "upstream.x.url = https://a\n", "upstream.x.models" },
+		{ "upstream.x.models = m\n", "upstream.x.url" },
+		{ "upstream.x.models = m\nupstream.x.url = ftp://a\n", "upstream.x.url" },
+		{ "upstream.x.protocol = openai\n", "upstream.x.protocol" },
+		{ "upstream.X.url = https://a\n", "upstream.X.url" },
+		{ "upstream.x.colour = red\n", "upstream.x.colour" },
+		{ "upstream.x = 1\n", "upstream.x" },
+		{ "upstream.x.models = a*b\n", "upstream.x.models" },
+		{ "upstream.x.url = https://a\nupstream.x.models = m\nupstream.x.key = k\nupstream.x.key_file = /k\n",
+		  "key and key_file" },
+		{ "upstream.default.url = https://a\nupstream.default.models = m\n", "upstream.default" },
+	};
+	char path[64], err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config cfg;
+		config_defaults(&cfg);
+		err[0] = '\0';
+		ck_assert_msg(load_text(&cfg, cases[i].text, path, err, sizeof(err)) == -1, "accepted: %s", cases[i].text);
+		ck_assert_msg(strstr(err, cases[i].says) != NULL, "%s: \"%s\" does not say %s", cases[i].text, err,
+			      cases[i].says);
+		config_free(&cfg);
+	}
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -509,6 +586,8 @@ Suite *config_suite(void)
 	tcase_add_test(load, test_load_error_names_path_and_line);
 	tcase_add_test(load, test_load_rejects_an_overlong_line);
 	tcase_add_test(load, test_load_missing_file_is_fine_unless_required);
+	tcase_add_test(load, test_named_upstreams_and_the_model_each_serves);
+	tcase_add_test(load, test_bad_upstreams_are_errors_that_say_which);
 	suite_add_tcase(s, load);
 	return s;
 }

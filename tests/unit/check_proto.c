@@ -205,11 +205,11 @@ START_TEST(test_protocol_names)
 {
 	enum upstream_protocol p;
 
-	ck_assert_int_eq(upstream_protocol_parse("anthropic", &p), 0);
+	ck_assert_int_eq(config_protocol_parse("anthropic", &p), 0);
 	ck_assert_int_eq(p, PROTO_ANTHROPIC);
-	ck_assert_str_eq(upstream_protocol_name(PROTO_GEMINI), "gemini");
-	ck_assert_int_eq(upstream_protocol_parse("openai", &p), -1);
-	ck_assert_int_eq(upstream_protocol_parse("openai-responses", &p), 0);
+	ck_assert_str_eq(config_protocol_name(PROTO_GEMINI), "gemini");
+	ck_assert_int_eq(config_protocol_parse("openai", &p), -1);
+	ck_assert_int_eq(config_protocol_parse("openai-responses", &p), 0);
 	ck_assert_int_eq(p, PROTO_OPENAI_RESPONSES);
 }
 END_TEST

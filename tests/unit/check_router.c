@@ -26,6 +26,7 @@ static const struct want_route table[] = {
 	{ "POST", "/api/auth/login", auth_login, ROUTE_BODY, NULL },
 	{ "POST", "/api/auth/logout", auth_logout, 0, NULL },
 	{ "GET", "/api/me", auth_me, ROUTE_AUTH, NULL },
+	{ "GET", "/api/models", models_list, ROUTE_AUTH, NULL },
 	{ "GET", "/api/conversations", conversations_list, ROUTE_AUTH, NULL },
 	{ "POST", "/api/conversations", conversations_create, ROUTE_AUTH | ROUTE_BODY, NULL },
 	{ "PATCH", "/api/conversations/" UUID_A, conversations_update, ROUTE_AUTH | ROUTE_BODY, UUID_A },

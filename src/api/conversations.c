@@ -4,6 +4,7 @@
  */
 #include "api/conversations.h"
 #include "api/handlers.h"
+#include "api/messages.h"
 #include "api/page.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -30,67 +31,116 @@ void conversations_list(struct call *c)
 		page_respond(c, res, &p);
 }
 
-/* Reads the title field; returns 1 absent, 0 ok (*title set), -1 after a 422. */
-static int read_title(struct call *c, char **title)
-{
-	char err[160];
-	enum json_field_rc rc = json_field_string_dup(c->body, "title", 1, CONVERSATION_TITLE_MAX,
-						      JSON_FIELD_TRIM | JSON_FIELD_SINGLE_LINE, title, err,
-						      sizeof(err));
+/* What a POST or PATCH may set; NULL / 0: not given. */
+struct settings {
+	char *title;
+	char *system_prompt;
+	int model_given;	/* "model" is in the body: a name, or null to clear it */
+	char *model;
+};
 
-	if (rc == JSON_FIELD_INVALID) {
-		call_invalid(c, err);
-		return -1;
+static void settings_free(struct settings *st)
+{
+	free(st->title);
+	free(st->system_prompt);
+	free(st->model);
+}
+
+/* Reads title, system_prompt and model; 0, or -1 after a 422. */
+static int read_settings(struct call *c, struct settings *st)
+{
+	struct json_object *v;
+	char err[200];
+	enum json_field_rc rc;
+
+	memset(st, 0, sizeof(*st));
+	rc = json_field_string_dup(c->body, "title", 1, CONVERSATION_TITLE_MAX, JSON_FIELD_TRIM | JSON_FIELD_SINGLE_LINE,
+				   &st->title, err, sizeof(err));
+	if (rc == JSON_FIELD_INVALID)
+		goto invalid;
+	rc = json_field_string_dup(c->body, "system_prompt", 0, SYSTEM_PROMPT_MAX, 0, &st->system_prompt, err,
+				   sizeof(err));
+	if (rc == JSON_FIELD_INVALID)
+		goto invalid;
+	st->model_given = json_object_object_get_ex(c->body, "model", &v);
+	if (st->model_given && v) {
+		rc = json_field_string_dup(c->body, "model", 1, MODEL_NAME_MAX, JSON_FIELD_TRIM | JSON_FIELD_SINGLE_LINE,
+					   &st->model, err, sizeof(err));
+		if (rc == JSON_FIELD_INVALID)
+			goto invalid;
+		if (!config_model_upstream(c->app->cfg, st->model)) {
+			snprintf(err, sizeof(err), "the model \"%.60s\" is not offered here; GET /api/models lists the "
+				 "models", st->model);
+			http_error(c->resp, 422, "unknown_model", err);
+			settings_free(st);
+			return -1;
+		}
 	}
-	return rc == JSON_FIELD_ABSENT ? 1 : 0;
+	return 0;
+invalid:
+	call_invalid(c, err);
+	settings_free(st);
+	return -1;
 }
 
 static const char SQL_CREATE[] =
 	"WITH u AS (SELECT mjs.lock_user($1) AS id), "
-	"c AS (INSERT INTO mjs.conversations (user_id, title) SELECT u.id, $2 FROM u RETURNING *), "
+	"c AS (INSERT INTO mjs.conversations (user_id, title, system_prompt, model) "
+	"  SELECT u.id, $2, coalesce($3, ''), $4 FROM u RETURNING *), "
 	"j AS (SELECT mjs.conversation_json(c) AS obj FROM c) "
 	"SELECT obj::text, mjs.emit($1, 'conversation.created', obj) FROM j";
 
 void conversations_create(struct call *c)
 {
-	char *title = NULL;
-	int rc = read_title(c, &title);
-	const char *params[2] = { c->user_id, NULL };
+	struct settings st;
+	const char *params[4];
 	PGresult *res;
 
-	if (rc < 0)
+	if (read_settings(c, &st) < 0)
 		return;
-	params[1] = rc == 0 ? title : CONVERSATION_DEFAULT_TITLE;
-	res = call_exec(c, SQL_CREATE, 2, params);
+	params[0] = c->user_id;
+	params[1] = st.title ? st.title : CONVERSATION_DEFAULT_TITLE;
+	params[2] = st.system_prompt;
+	params[3] = st.model;
+	res = call_exec(c, SQL_CREATE, 4, params);
 	if (res) {
 		http_json(c->resp, 201, PQgetvalue(res, 0, 0));
 		http_event_seq(c->resp, PQgetvalue(res, 0, 1));
 		PQclear(res);
 	}
-	free(title);
+	settings_free(&st);
 }
 
-static const char SQL_RENAME[] =
+/* Each field given is set ($6: whether model is, since NULL clears it); the others stay. */
+static const char SQL_UPDATE[] =
 	"WITH u AS (SELECT mjs.lock_user($1) AS id), "
-	"c AS (UPDATE mjs.conversations SET title = $3, updated_at = now() "
+	"c AS (UPDATE mjs.conversations SET title = coalesce($3, title), "
+	"  system_prompt = coalesce($4, system_prompt), "
+	"  model = CASE WHEN $6::boolean THEN $5 ELSE model END, updated_at = now() "
 	"  WHERE id = $2 AND user_id = (SELECT id FROM u) RETURNING *), "
 	"j AS (SELECT mjs.conversation_json(c) AS obj FROM c) "
 	"SELECT obj::text, mjs.emit($1, 'conversation.updated', obj) FROM j";
 
 void conversations_update(struct call *c)
 {
-	char *title = NULL;
-	int rc = read_title(c, &title);
-	const char *params[3] = { c->user_id, c->params[0], title };
+	struct settings st;
+	const char *params[6];
 	PGresult *res;
 
-	if (rc < 0)
+	if (read_settings(c, &st) < 0)
 		return;
-	if (rc == 1) {
-		call_invalid(c, "title is required");
+	if (!st.title && !st.system_prompt && !st.model_given) {
+		call_invalid(c, "give title, system_prompt or model");
+		settings_free(&st);
 		return;
 	}
-	res = call_exec(c, SQL_RENAME, 3, params);
+	params[0] = c->user_id;
+	params[1] = c->params[0];
+	params[2] = st.title;
+	params[3] = st.system_prompt;
+	params[4] = st.model;
+	params[5] = st.model_given ? "true" : "false";
+	res = call_exec(c, SQL_UPDATE, 6, params);
 	if (res) {
 		if (PQntuples(res) == 1) {
 			http_json(c->resp, 200, PQgetvalue(res, 0, 0));
@@ -100,7 +150,7 @@ void conversations_update(struct call *c)
 		}
 		PQclear(res);
 	}
-	free(title);
+	settings_free(&st);
 }
 
 static const char SQL_DELETE[] =

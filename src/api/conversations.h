@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #define CONVERSATION_TITLE_MAX 200
+#define SYSTEM_PROMPT_MAX 20000	/* characters */
 #define CONVERSATION_DEFAULT_TITLE "New chat"
 
 #endif

@@ -37,13 +37,13 @@ void messages_list(struct call *c)
 
 /* mjs.send_message: refused (open_replies set, nothing changed) at max_replies_per_user */
 static const char SQL_SEND[] =
-	"SELECT body::text, event_seq, open_replies FROM mjs.send_message($1, $2, $3, $4, $5)";
+	"SELECT body::text, event_seq, open_replies FROM mjs.send_message($1, $2, $3, $4, $5, $6)";
 
 void messages_send(struct call *c)
 {
 	char *content = NULL, *model = NULL, err[160];
 	char cap[16];
-	const char *params[5] = { c->user_id, c->params[0], NULL, NULL, cap };
+	const char *params[6] = { c->user_id, c->params[0], NULL, NULL, NULL, cap };
 	enum json_field_rc rc;
 	PGresult *res;
 
@@ -61,18 +61,19 @@ void messages_send(struct call *c)
 	if (rc == JSON_FIELD_INVALID)
 		goto invalid;
 	params[2] = content;
-	params[3] = model ? model : models_default(c->app->cfg);
-	if (!params[3] || !config_model_upstream(c->app->cfg, params[3])) {
-		if (params[3])
+	params[3] = model;	/* NULL: the conversation's model, else the default */
+	params[4] = models_default(c->app->cfg);
+	if (model ? !config_model_upstream(c->app->cfg, model) : !params[4]) {
+		if (model)
 			snprintf(err, sizeof(err), "the model \"%.60s\" is not offered here; GET /api/models lists "
-				 "the models", params[3]);
+				 "the models", model);
 		else
 			snprintf(err, sizeof(err), "no chat model is configured on this server");
 		http_error(c->resp, 422, "unknown_model", err);
 		goto out;
 	}
 	snprintf(cap, sizeof(cap), "%d", c->app->cfg->max_replies_per_user);
-	res = call_exec(c, SQL_SEND, 5, params);
+	res = call_exec(c, SQL_SEND, 6, params);
 	if (res) {
 		if (!PQgetisnull(res, 0, 2)) {
 			call_over_cap(c, "too_many_replies", LIMIT_RETRY_REPLY_S,

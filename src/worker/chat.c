@@ -50,10 +50,12 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
  * k-th message, the last messages before it, oldest first, at most
  * context_messages of them and, counted from the newest, no more than
  * context_max_bytes of text (the newest is always sent, whatever its size).
- * mjs.message_text() adds the chunks of one still streaming.
+ * mjs.message_text() adds the chunks of one still streaming. Each row also
+ * carries the conversation's system prompt.
  */
 static const char SQL_HISTORY[] =
-	"SELECT k.n, h.role, h.content FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(id, conv, n) "
+	"SELECT k.n, h.role, h.content, (SELECT cv.system_prompt FROM mjs.conversations cv WHERE cv.id = k.conv) "
+	"FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(id, conv, n) "
 	"CROSS JOIN LATERAL (SELECT * FROM ("
 	"  SELECT x.*, sum(octet_length(x.content)) OVER w AS upto, row_number() OVER w AS rn FROM ("
 	"    SELECT m.role, mjs.message_text(m) AS content, m.created_at, m.id FROM mjs.messages m"
@@ -79,7 +81,8 @@ int chat_init(const struct config *cfg, char *err, size_t errlen)
 }
 
 /* g's request to the upstream serving its model, with the conversation so far. */
-static void build_request(struct gen *g, const struct config *cfg, const struct chat_turn *turns, int nturns)
+static void build_request(struct gen *g, const struct config *cfg, const char *system, const struct chat_turn *turns,
+			  int nturns)
 {
 	const struct config_upstream *u;
 	struct chat_request r;
@@ -94,7 +97,7 @@ static void build_request(struct gen *g, const struct config *cfg, const struct 
 		gen_set_status(g, "failed", msg);
 		return;
 	}
-	r = (struct chat_request){ u->url, upstream_keys[u - cfg->upstreams], g->model, "", turns, nturns,
+	r = (struct chat_request){ u->url, upstream_keys[u - cfg->upstreams], g->model, system, turns, nturns,
 				   cfg->reply_max_tokens };
 	proto_request_free(&g->request);
 	if (proto_request_build(u->protocol, &r, &g->request) < 0) {
@@ -145,17 +148,19 @@ static int prepare_batch(PGconn *db, const struct config *cfg, struct gen **from
 	}
 	for (g = first; g != *from; g = g->next) {
 		int nturns = 0;
+		const char *system = "";
 		if (g->final)
 			continue;
 		/* rows come in list order: the k-th gen's rows have n = k */
 		k++;
 		while (row < rows && atoi(PQgetvalue(res, row, 0)) == k) {
+			system = PQgetvalue(res, row, 3);
 			turns[nturns].role = PQgetvalue(res, row, 1);
 			turns[nturns].content = PQgetvalue(res, row, 2);
 			turns[nturns++].len = (size_t)PQgetlength(res, row, 2);
 			row++;
 		}
-		build_request(g, cfg, turns, nturns);
+		build_request(g, cfg, system, turns, nturns);
 	}
 	free(turns);
 	PQclear(res);

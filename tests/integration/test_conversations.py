@@ -15,7 +15,8 @@ def test_create_rename_delete_return_the_conversation_object():
         c = stack.enter_context(mjs.Client())
         c.signup()
         conv = c.create_conversation()
-        assert set(conv) == {'id', 'title', 'created_at', 'updated_at'}, conv
+        assert set(conv) == {'id', 'title', 'created_at', 'updated_at', 'system_prompt', 'model'}, conv
+        assert conv['system_prompt'] == '' and conv['model'] is None, conv
         assert mjs.is_uuid(conv['id']) and conv['title'] == 'New chat', conv
         assert conv['created_at'].endswith('Z') and conv['updated_at'] >= conv['created_at'], conv
         assert c.create_conversation('  spaced  ')['title'] == 'spaced'

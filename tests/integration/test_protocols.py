@@ -134,3 +134,40 @@ def test_models_are_listed_and_an_unlisted_one_is_refused_changing_nothing():
             sent = mjs.send_message(a, conv['id'], 'hi', 'fake-gemini:tokens=2:tps=0')
             final = mjs.wait_final(a, conv['id'], sent['assistant_message']['id'], WAIT)
             assert final['status'] == 'completed' and final['content'] == mjs.fake_tokens(2), final
+
+
+@mjs.timeout(120)
+def test_a_conversations_system_prompt_and_model_sync_and_go_upstream_in_each_protocol():
+    with ExitStack() as stack:
+        a = stack.enter_context(mjs.Client())
+        a.signup()
+        conv = a.create_conversation('protocols')
+        before = mjs.db_event_seq(a.user_id)
+        with mjs.apis_with(chat_url=''):      # chat_url's upstream takes any name
+            r = a.patch('/api/conversations/' + conv['id'], {'model': 'no-such-model'})
+            mjs.assert_error(r, 422, 'unknown_model')
+        r = a.patch('/api/conversations/' + conv['id'], {'system_prompt': 'x' * 20001})
+        mjs.assert_error(r, 422, 'invalid_field')
+        mjs.assert_error(a.patch('/api/conversations/' + conv['id'], {}), 422, 'invalid_field')
+        assert mjs.db_event_seq(a.user_id) == before, 'a refused PATCH changed something'
+        b = stack.enter_context(a.another_device())
+        streams = [stack.enter_context(mjs.SSE(a)), stack.enter_context(mjs.SSE(b))]
+        for model in PROTOCOLS:
+            # the settings reach both tabs as conversation.updated
+            updated = a.patch('/api/conversations/' + conv['id'],
+                              {'system_prompt': 'Answer in French.', 'model': model + ':echo:tps=0'}).expect(200)
+            assert updated['system_prompt'] == 'Answer in French.' and updated['model'] == model + ':echo:tps=0'
+            for s in streams:
+                ev = s.wait_for(lambda e: e.event == 'conversation.updated' and e.json == updated, WAIT)
+                assert ev.json['title'] == conv['title'], ev
+            # a message without a model uses the conversation's, with its system prompt
+            sent = mjs.send_message(a, conv['id'], 'bonjour ' + model)
+            assert sent['assistant_message']['model'] == model + ':echo:tps=0', sent
+            final = mjs.wait_final(a, conv['id'], sent['assistant_message']['id'], WAIT)
+            lines = final['content'].splitlines()
+            assert lines[0] == 'system: Answer in French.' and lines[-1] == 'user: bonjour ' + model, (model, lines)
+        # cleared: the server's default again, and no system prompt
+        cleared = a.patch('/api/conversations/' + conv['id'], {'model': None, 'system_prompt': ''}).expect(200)
+        assert cleared['model'] is None and cleared['system_prompt'] == '', cleared
+        sent = mjs.send_message(a, conv['id'], 'plain')
+        assert sent['assistant_message']['model'] == 'fake', sent

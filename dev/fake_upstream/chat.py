@@ -40,6 +40,9 @@ def handle_chat_completions(req, match, body):
                           if isinstance(m, dict)]
         knobs['tokens'] = len(knobs['texts'])
     knobs['finish_reason'] = 'stop'
+    options = request.get('stream_options')
+    knobs['usage'] = isinstance(options, dict) and options.get('include_usage') is True
+    knobs['n_in'] = len(request['messages'])
     max_tokens = request.get('max_tokens')
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and 0 < max_tokens < knobs['tokens']:
         knobs['tokens'] = max_tokens            # as a real upstream: stop there, saying why
@@ -80,6 +83,7 @@ class ChatStream:
         self.req = req
         self.knobs = knobs
         self.tokens = knobs['tokens']
+        self.think = knobs['think']
         self.tps = knobs['tps']
         self.fail_after = knobs['fail_after']
         self.stamp = knobs['stamp']
@@ -93,9 +97,15 @@ class ChatStream:
                '"choices":[{"index":0,"delta":{' % (uuid.uuid4().hex, int(time.time()), json.dumps(model))
         self.first_prefix = (head + '"role":"assistant","content":').encode()
         self.prefix = (head + '"content":').encode()
+        self.reasoning_prefix = (head + '"reasoning_content":').encode()
         self.suffix = b'},"finish_reason":null}]}\n\n'
+        usage = ''
+        if knobs.get('usage'):       # stream_options.include_usage: a last chunk without choices
+            out = knobs['tokens'] + knobs['think']
+            usage = head.split('"choices"')[0] + '"choices":[],"usage":{"prompt_tokens":%d,' \
+                '"completion_tokens":%d,"total_tokens":%d}}' % (knobs['n_in'], out, knobs['n_in'] + out)
         self.tail = self.event(head + '},"finish_reason":%s}]}' % json.dumps(knobs['finish_reason'])) + \
-            self.event('[DONE]') + b'0\r\n\r\n'
+            (self.event(usage) if usage else b'') + self.event('[DONE]') + b'0\r\n\r\n'
         if knobs['hostile']:
             error = b'data: ' + hostile_json({'error': {'message': '', 'type': 'server_error'}},
                                              ['error', 'message']) + b'\n\n'
@@ -126,6 +136,20 @@ class ChatStream:
         req = self.req
         try:
             while not self.done:
+                if self.i < self.think:        # reasoning first, paced as tokens
+                    if self.tps > 0:
+                        due = self.start_time + self.i / self.tps
+                        if due > common.LOOP.time():
+                            self.timer = common.LOOP.call_at(due, self.tick)
+                            return
+                    payload = b'data: %s"hmm "%s' % (self.reasoning_prefix, self.suffix)
+                    req.write(b'%x\r\n%s\r\n' % (len(payload), payload))
+                    self.i += 1
+                    if self.i == self.think:
+                        self.start_time += self.think / self.tps if self.tps > 0 else 0
+                        self.i = 0
+                        self.think = 0
+                    continue
                 i = self.i
                 if i == self.tokens:
                     if self.fail_after == i:

@@ -16,7 +16,8 @@
 -- replies queued; 4 ms this way.
 CREATE OR REPLACE FUNCTION mjs.claim_generations(p_worker text, p_limit integer, p_lease interval)
 RETURNS TABLE (message_id uuid, user_id uuid, conversation_id uuid, model text, attempts integer,
-               status text, content_chars integer, stop_requested boolean, recovered boolean)
+               status text, content_chars integer, stop_requested boolean, recovered boolean,
+               reasoning_chars integer)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -46,7 +47,7 @@ BEGIN
                attempts = g.attempts + 1, started_at = coalesce(g.started_at, now())
         FROM c WHERE g.message_id = c.message_id RETURNING g.*, c.recovered)
     SELECT u.message_id, u.user_id, m.conversation_id, u.model, u.attempts, m.status,
-           mjs.message_chars(m), u.stop_requested, u.recovered
+           mjs.message_chars(m), u.stop_requested, u.recovered, mjs.message_reasoning_chars(m)
     FROM u JOIN mjs.messages m ON m.id = u.message_id;
 END
 $$;

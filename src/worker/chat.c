@@ -18,11 +18,20 @@
 
 void chat_take_text(struct gen *g)
 {
-	gen_take_text(g, g->parser.content.data, g->parser.content.len, util_now_ms());
-	buf_reset(&g->parser.content);
-	/* the reasoning part is not stored yet (issue 16 builds it): dropped, as before the parser kept it */
+	int64_t now = util_now_ms();
+
+	gen_take_reasoning(g, g->parser.reasoning.data, g->parser.reasoning.len, now);
 	buf_reset(&g->parser.reasoning);
+	gen_take_text(g, g->parser.content.data, g->parser.content.len, now);
+	buf_reset(&g->parser.content);
 	g->chunks = g->parser.chunks;
+	if (g->parser.has_usage) {
+		g->has_usage = 1;
+		g->input_tokens = g->parser.input_tokens;
+		g->output_tokens = g->parser.output_tokens;
+	}
+	if (g->parser.finish_reason[0])
+		snprintf(g->finish_reason, sizeof(g->finish_reason), "%s", g->parser.finish_reason);
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -237,6 +246,7 @@ void chat_set_cut(struct gen *g)
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "cut: the reply reached reply_max_chars (%ld characters)", g->max_chars);
+	snprintf(g->finish_reason, sizeof(g->finish_reason), "length");
 	gen_set_status(g, "completed", msg);
 }
 

@@ -20,6 +20,7 @@ void gen_free(struct gen *g)
 {
 	upstream_sse_free(&g->parser);
 	buf_free(&g->pending);
+	buf_free(&g->pending_reasoning);
 	buf_free(&g->text);
 	buf_free(&g->error_body);
 	proto_request_free(&g->request);
@@ -75,6 +76,25 @@ void gen_take_text(struct gen *g, const char *text, size_t len, int64_t now_ms)
 	g->dirty = 1;
 }
 
+void gen_take_reasoning(struct gen *g, const char *text, size_t len, int64_t now_ms)
+{
+	if (len == 0)
+		return;
+	if (!g->first_token_ms)
+		g->first_token_ms = now_ms;
+	if (g->max_chars > 0) {
+		long room = g->max_chars - g->reasoning_chars - g->pending_rchars;
+		size_t keep = utf8_prefix(text, len, room > 0 ? room : 0);
+		if (keep < len) {
+			len = keep;
+			g->cut = 1;
+		}
+	}
+	if (len > 0 && buf_append(&g->pending_reasoning, text, len) == 0)
+		g->pending_rchars += (long)json_utf8_chars(text, len);
+	g->dirty = 1;
+}
+
 /* One job of the flush: what is new since the last one. */
 static struct json_object *flush_job(struct gen *g, int with_status)
 {
@@ -90,6 +110,19 @@ static struct json_object *flush_job(struct gen *g, int with_status)
 	json_object_object_add(o, "status", status ? json_object_new_string(status) : NULL);
 	json_object_object_add(o, "error", status && g->error[0] ? json_object_new_string(g->error) : NULL);
 	json_object_object_add(o, "tokens", json_object_new_int64(g->chunks));
+	if (g->pending_reasoning.len) {
+		json_object_object_add(o, "reasoning", json_object_new_string_len(g->pending_reasoning.data,
+										    (int)g->pending_reasoning.len));
+		json_object_object_add(o, "reasoning_offset", json_object_new_int64(g->reasoning_chars));
+	}
+	if (final && g->has_usage) {
+		struct json_object *u = json_object_new_object();
+		json_object_object_add(u, "input_tokens", json_object_new_int64(g->input_tokens));
+		json_object_object_add(u, "output_tokens", json_object_new_int64(g->output_tokens));
+		json_object_object_add(o, "usage", u);
+	}
+	if (final && g->finish_reason[0])
+		json_object_object_add(o, "finish_reason", json_object_new_string(g->finish_reason));
 	if (final && g->whole) {
 		/* the whole text: the database stores it instead of folding the chunks */
 		struct buf all = { 0 };
@@ -113,13 +146,14 @@ struct json_object *gen_flush_batch(struct gen *list, const struct gen *only, in
 			continue;
 		/* past GEN_FINALS_PER_FLUSH final statuses, one waits for a later flush; its text goes now */
 		hold = g->status && g->final && finals >= GEN_FINALS_PER_FLUSH;
-		if (hold && g->pending.len == 0)
+		if (hold && g->pending.len == 0 && g->pending_reasoning.len == 0)
 			continue;
 		if (g->status && g->final && !hold)
 			finals++;
 		json_object_array_add(batch, flush_job(g, !hold));
 		g->in_flush = 1;
 		g->flush_len = g->pending.len;
+		g->flush_rlen = g->pending_reasoning.len;
 		g->flush_status = hold ? NULL : g->status;
 		g->flush_version = g->status_version;
 	}
@@ -149,11 +183,17 @@ void gen_flush_written(struct gen *list, void (*finished)(void *ctx, const struc
 			buf_free(&g->text);
 		}
 		buf_consume(&g->pending, g->flush_len);
+		if (g->flush_rlen > 0) {
+			long rflushed = (long)json_utf8_chars(g->pending_reasoning.data, g->flush_rlen);
+			g->reasoning_chars += rflushed;
+			g->pending_rchars -= rflushed;
+			buf_consume(&g->pending_reasoning, g->flush_rlen);
+		}
 		if (g->flush_status)
 			g->db_status = g->flush_status;
 		if (g->flush_status && g->status_version == g->flush_version)
 			g->status = NULL;
-		g->dirty = g->pending.len > 0 || g->status != NULL;
+		g->dirty = g->pending.len > 0 || g->pending_reasoning.len > 0 || g->status != NULL;
 		if (g->final && g->flush_status && g->flush_version == g->status_version && finished)
 			finished(ctx, g);	/* its final status is stored: the chunks can go */
 	}

@@ -55,6 +55,14 @@ struct gen {
 	struct upstream_sse parser;
 	struct buf pending;		/* text not yet flushed */
 	long pending_chars;		/* its length in characters */
+	long reasoning_chars;		/* characters of reasoning in the database */
+	struct buf pending_reasoning;	/* reasoning not yet flushed (its own offsets) */
+	long pending_rchars;
+	size_t flush_rlen;		/* bytes of pending_reasoning the flush in flight carries */
+	/* how the upstream ended it, sent with the final status */
+	char finish_reason[32];
+	int has_usage;
+	long input_tokens, output_tokens;
 	/* whole: the message had no text when claimed, so text (every flushed byte)
 	 * is all of it and goes with the final status; cleared past GEN_TEXT_MAX */
 	int whole;
@@ -97,6 +105,9 @@ void gen_set_status(struct gen *g, const char *status, const char *error);
  * first token's time (now_ms).
  */
 void gen_take_text(struct gen *g, const char *text, size_t len, int64_t now_ms);
+
+/* Reasoning that arrived: appended to pending_reasoning, within max_chars as the answer is. */
+void gen_take_reasoning(struct gen *g, const char *text, size_t len, int64_t now_ms);
 
 /*
  * The flush of every dirty gen of list, as the JSON array mjs.flush_generations

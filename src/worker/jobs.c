@@ -39,13 +39,14 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 		snprintf(g->model, sizeof(g->model), "%s", PQgetvalue(res, i, 3));
 		g->attempt = atoi(PQgetvalue(res, i, 4));
 		g->content_chars = atol(PQgetvalue(res, i, 6));
+		g->reasoning_chars = atol(PQgetvalue(res, i, 9));
 		g->whole = g->content_chars == 0;
 		g->db_status = !strcmp(status, "streaming") ? "streaming" : !strcmp(status, "pending") ? "pending"
 												  : "created";
 		g->stop = PQgetvalue(res, i, 7)[0] == 't';
 		if (g->stop)
 			gen_set_status(g, "stopped", NULL);
-		else if (recovered && g->content_chars > 0)
+		else if (recovered && (g->content_chars > 0 || g->reasoning_chars > 0))
 			gen_set_status(g, "failed", "interrupted: the worker running this reply stopped; "
 						    "the text so far is kept");
 		else if (g->attempt > cfg->max_attempts)

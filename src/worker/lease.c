@@ -10,7 +10,7 @@
 const struct lease_kind LEASE_REPLIES = {
 	"generation",
 	"SELECT message_id, user_id, conversation_id, model, attempts, status, content_chars, stop_requested, "
-	"recovered FROM mjs.claim_generations($1, $2, make_interval(secs => $3::double precision))",
+	"recovered, reasoning_chars FROM mjs.claim_generations($1, $2, make_interval(secs => $3::double precision))",
 	"UPDATE mjs.generations SET lease_until = now() + make_interval(secs => $2::double precision) "
 	"WHERE worker = $1 AND state = 'running' AND message_id = ANY($3::uuid[]) "
 	"RETURNING message_id, stop_requested",

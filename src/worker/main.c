@@ -210,6 +210,7 @@ static void check_gens(struct worker *w, int64_t now)
 			chat_take_text(g);
 			snprintf(msg, sizeof(msg), "cut: the reply ran for reply_max_duration (%d s)",
 				 w->cfg->reply_max_duration_ms / 1000);
+			snprintf(g->finish_reason, sizeof(g->finish_reason), "length");
 			gen_set_status(g, "completed", msg);
 		} else if (g->easy && !g->first_token_ms && now - g->start_ms > w->cfg->first_token_timeout_ms) {
 			chat_abort(w->multi, g);
@@ -217,7 +218,7 @@ static void check_gens(struct worker *w, int64_t now)
 		} else if (g->easy && g->first_token_ms && now - g->last_data_ms > w->cfg->idle_timeout_ms) {
 			chat_abort(w->multi, g);
 			gen_set_status(g, "failed", "the upstream stalled mid-reply (idle_timeout); the text so far is kept");
-		} else if (g->pending.len >= w->cfg->flush_max_bytes) {
+		} else if (g->pending.len + g->pending_reasoning.len >= w->cfg->flush_max_bytes) {
 			w->next_flush = now;	/* a big buffer goes out now */
 		}
 	}
@@ -285,6 +286,8 @@ static void flush_refused(struct worker *w)
 		chat_abort(w->multi, g);
 		buf_reset(&g->pending);
 		g->pending_chars = 0;
+		buf_reset(&g->pending_reasoning);
+		g->pending_rchars = 0;
 		g->whole = 0;
 		buf_free(&g->text);
 		g->cut = 0;

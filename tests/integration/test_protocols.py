@@ -34,6 +34,9 @@ def both_tabs_show(streams, mid, final, label):
         text = mjs.concat_deltas(mjs.deltas(s.events(), mid), 0, label)
         assert text == final['content'], '%s, tab %d: deltas make %r, REST has %r' % (
             label, i, mjs.short(text), mjs.short(final['content']))
+        thought = mjs.concat_deltas(mjs.deltas(s.events(), mid, 'reasoning'), 0, label + ' reasoning')
+        assert thought == final['reasoning'], '%s, tab %d: reasoning deltas make %r, REST has %r' % (
+            label, i, mjs.short(thought), mjs.short(final['reasoning']))
 
 
 @mjs.timeout(120)
@@ -47,6 +50,11 @@ def test_a_reply_of_each_protocol_reaches_both_tabs_whole():
             final = mjs.wait_final(a, conv['id'], mid, WAIT)
             assert final['status'] == 'completed' and final['error'] is None, (model, final)
             assert final['content'] == mjs.fake_tokens(30), (model, mjs.short(final['content']))
+            # the reasoning apart from the answer, the usage the upstream counted, why it ended
+            assert final['reasoning'] == 'hmm ' * 3, (model, final['reasoning'])
+            assert set(final['usage']) == {'input_tokens', 'output_tokens'}, (model, final['usage'])
+            assert final['usage']['output_tokens'] == 33 and final['usage']['input_tokens'] >= 1, (model, final)
+            assert final['finish_reason'] == 'stop', (model, final)
             both_tabs_show(streams, mid, final, model)
 
 
@@ -71,17 +79,18 @@ def test_stop_error_event_and_upstream_errors_end_a_reply_of_each_protocol():
         a, conv, streams = setup(stack)
         for model in PROTOCOLS:
             # stop mid-reply: the text so far stays, on both tabs
-            sent = mjs.send_message(a, conv['id'], 'stop', model + ':tokens=400:tps=50')
+            sent = mjs.send_message(a, conv['id'], 'stop', model + ':tokens=400:tps=50:think=2')
             mid = sent['assistant_message']['id']
             mjs.wait_delta_chars(streams[0], mid, 12, WAIT)
             a.post('/api/messages/%s/stop' % mid)
             final = mjs.wait_final(a, conv['id'], mid, WAIT)
             assert final['status'] == 'stopped', (model, final)
             assert 0 < len(final['content']) < len(mjs.fake_tokens(400)), (model, mjs.short(final['content']))
+            assert final['reasoning'] == 'hmm hmm ', (model, final)     # kept, like the answer
             both_tabs_show(streams, mid, final, model + ' stopped')
 
             # the protocol's own error event after 3 tokens: failed, the 3 tokens kept
-            sent = mjs.send_message(a, conv['id'], 'error', model + ':tokens=10:error_after=3:tps=200')
+            sent = mjs.send_message(a, conv['id'], 'error', model + ':tokens=10:error_after=3:tps=200:think=1')
             mid = sent['assistant_message']['id']
             final = mjs.wait_final(a, conv['id'], mid, WAIT)
             if model == 'fake':
@@ -89,7 +98,7 @@ def test_stop_error_event_and_upstream_errors_end_a_reply_of_each_protocol():
             else:
                 assert final['status'] == 'failed', (model, final)
                 assert 'fake upstream failure mid-stream' in final['error'], (model, final)
-                assert final['content'] == mjs.fake_tokens(3), (model, final)
+                assert final['content'] == mjs.fake_tokens(3) and final['reasoning'] == 'hmm ', (model, final)
             both_tabs_show(streams, mid, final, model + ' error event')
 
             # HTTP errors with the upstream's own error bodies
@@ -171,3 +180,17 @@ def test_a_conversations_system_prompt_and_model_sync_and_go_upstream_in_each_pr
         assert cleared['model'] is None and cleared['system_prompt'] == '', cleared
         sent = mjs.send_message(a, conv['id'], 'plain')
         assert sent['assistant_message']['model'] == 'fake', sent
+
+
+@mjs.timeout(120)
+def test_a_reply_cut_at_the_token_limit_says_so_in_each_protocol():
+    with ExitStack() as stack:
+        with mjs.worker_with(reply_max_tokens='5'):
+            a, conv, streams = setup(stack)
+            for model in PROTOCOLS:
+                sent = mjs.send_message(a, conv['id'], 'long', model + ':tokens=50:tps=0')
+                final = mjs.wait_final(a, conv['id'], sent['assistant_message']['id'], WAIT)
+                assert final['status'] == 'completed' and final['finish_reason'] == 'length', (model, final)
+                assert final['content'] == mjs.fake_tokens(5), (model, final)
+                assert final['error'] and final['error'].startswith('cut:'), (model, final)
+                both_tabs_show(streams, sent['assistant_message']['id'], final, model + ' cut')

@@ -265,6 +265,45 @@ START_TEST(test_a_deleted_message_ends_its_gen)
 }
 END_TEST
 
+START_TEST(test_reasoning_has_its_own_offsets_and_the_final_says_usage_and_why)
+{
+	struct gen *g = make("a", 0);
+	struct json_object *b, *u;
+
+	gen_take_reasoning(g, "Let me ", 7, 500);
+	ck_assert_int_eq(g->first_token_ms, 500);	/* the first token of either part */
+	text(g, "Hi");
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "reasoning"), "Let me ");
+	ck_assert_str_eq(field(job(b, "a"), "reasoning_offset"), "0");
+	ck_assert_str_eq(field(job(b, "a"), "text"), "Hi");
+	json_object_put(b);
+	gen_take_reasoning(g, "thínk", 6, 600);		/* during the flush */
+	gen_flush_written(g, finished, NULL);
+	ck_assert_int_eq(g->reasoning_chars, 7);
+	ck_assert_int_eq(g->content_chars, 2);
+	ck_assert_str_eq(g->pending_reasoning.data, "thínk");
+	g->has_usage = 1;
+	g->input_tokens = 12;
+	g->output_tokens = 30;
+	strcpy(g->finish_reason, "length");
+	gen_set_status(g, "completed", NULL);
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "reasoning"), "thínk");
+	ck_assert_str_eq(field(job(b, "a"), "reasoning_offset"), "7");
+	ck_assert_str_eq(field(job(b, "a"), "text"), "");
+	ck_assert_str_eq(field(job(b, "a"), "finish_reason"), "length");
+	ck_assert(json_object_object_get_ex(job(b, "a"), "usage", &u));
+	ck_assert_str_eq(json_object_to_json_string_ext(u, JSON_C_TO_STRING_PLAIN), "{\"input_tokens\":12,\"output_tokens\":30}");
+	json_object_put(b);
+	gen_flush_written(g, finished, NULL);
+	ck_assert_int_eq(g->reasoning_chars, 12);
+	ck_assert_int_eq(g->dirty, 0);
+	ck_assert_int_eq(finished_calls, 1);
+	gen_free(g);
+}
+END_TEST
+
 Suite *gen_suite(void)
 {
 	Suite *s = suite_create("gen");
@@ -279,6 +318,7 @@ Suite *gen_suite(void)
 	tcase_add_test(tc, test_only_and_skip_suspects_pick_the_gens_of_a_flush);
 	tcase_add_test(tc, test_reply_max_chars_cuts_at_a_character);
 	tcase_add_test(tc, test_a_deleted_message_ends_its_gen);
+	tcase_add_test(tc, test_reasoning_has_its_own_offsets_and_the_final_says_usage_and_why);
 	suite_add_tcase(s, tc);
 	return s;
 }

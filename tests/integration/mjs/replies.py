@@ -96,8 +96,9 @@ def statuses(events, mid):
     return [e.json['status'] for e in message_events(events, mid) if e.event != 'message.delta']
 
 
-def deltas(events, mid):
-    return [e for e in message_events(events, mid) if e.event == 'message.delta']
+def deltas(events, mid, part=None):
+    """The message.delta events of message mid of one part: the answer (no "part") or "reasoning"."""
+    return [e for e in message_events(events, mid) if e.event == 'message.delta' and e.json.get('part') == part]
 
 
 def concat_deltas(delta_events, start=0, label='deltas'):

@@ -363,6 +363,36 @@ async function scenarios(browser) {
     A1.allowed = [];
   });
 
+  // A reasoning model (the fake's anthropic protocol with thinking): the thoughts
+  // stream live in a block above the answer in both tabs, then fold away once
+  // the answer comes; the model is one the picker offers from /api/models.
+  await step('reasoning-streams-live-then-folds-in-both-tabs', [A1, A2], async () => {
+    const offered = await A1.page.$$eval('#models option', (os) => os.map((o) => o.value));
+    assert(offered.includes('fake-claude') && offered.includes('fake-gemini'), `the picker offers the server's models (${offered})`);
+    const id = await send(A1, 'Think first', 'fake-claude:think=40:tokens=20:tps=25');
+    for (const tab of [A1, A2]) {
+      await poll(async () => {
+        const block = tab.page.locator(msgSel(id) + ' details.reasoning');
+        return (await block.count()) === 1 && (await block.getAttribute('open')) !== null &&
+          (await block.locator('summary').textContent()) === 'Thinking…' &&
+          (await block.locator('.reasoning-text').textContent()).startsWith('hmm hmm ');
+      }, `${tab.label}: the thoughts growing, open, before the answer`);
+    }
+    await A2.shot('thinking');
+    await poll(async () => (await status(A1, id)) === 'completed' && (await status(A2, id)) === 'completed',
+      'the reply to complete in both tabs', 30000);
+    for (const tab of [A1, A2]) {
+      const block = tab.page.locator(msgSel(id) + ' details.reasoning');
+      assert((await block.getAttribute('open')) === null, `${tab.label}: the thoughts fold away once the answer came`);
+      assert((await block.locator('.reasoning-text').textContent()) === 'hmm '.repeat(40), `${tab.label}: every thought`);
+      assert((await text(tab, id)) === 'tok '.repeat(20), `${tab.label}: the answer apart from the thoughts`);
+    }
+    await A1.page.reload();
+    await A1.page.locator(msgSel(id) + ' details.reasoning').waitFor({ timeout: TIMEOUT });
+    assert((await A1.page.locator(msgSel(id) + ' .reasoning-text').textContent()) === 'hmm '.repeat(40),
+      'the thoughts come back after a reload (stored)');
+  });
+
   await step('edit-in-one-tab-shows-in-the-other', [A1, A2], async () => {
     const userMsg = A2.page.locator('li.msg-user').first();
     const id = await userMsg.getAttribute('data-id');

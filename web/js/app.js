@@ -77,7 +77,7 @@ async function enter() {
   }
   $('whoami').textContent = me.username;
   try {
-    await Promise.all([chat.loadConversations(), tasks.loadTasks()]);
+    await Promise.all([chat.loadConversations(), tasks.loadTasks(), chat.loadModels()]);
   } catch (e) {
     showNotice('Could not load everything: ' + e.message);
   }

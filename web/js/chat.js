@@ -15,7 +15,7 @@
 //   the conversation's messages over REST.
 // - Only the open conversation's messages are held; the others load on opening.
 
-import { apiInto, listPages } from './api.js';
+import { api, apiInto, listPages } from './api.js';
 import { $, el, shortTime } from './dom.js';
 import { Mirror, byCreated, byUpdatedDesc } from './mirror.js';
 import { showNotice } from './notice.js';
@@ -134,6 +134,8 @@ function statusMark(m) {
     return el('span', { class: 'mark streaming', text: 'writing…' });
   case 'stopped':
     return el('span', { class: 'mark interrupted', text: 'interrupted' });
+  case 'completed':
+    return m.finish_reason === 'length' ? el('span', { class: 'mark cut', text: 'cut off', title: 'the reply reached a length limit' }) : null;
   case 'failed':
     return el('span', { class: 'mark failed', text: 'failed' });
   default:
@@ -158,7 +160,7 @@ function renderMessage(id) {
   let n = nodes.get(id);
   if (!n) {
     const li = el('li', { class: 'msg', dataset: { id } });
-    n = { li, text: document.createTextNode('') };
+    n = { li, text: document.createTextNode(''), thought: document.createTextNode(''), open: false };
     nodes.set(id, n);
   }
   const { li } = n;
@@ -166,7 +168,15 @@ function renderMessage(id) {
   li.dataset.status = m.status;
   li.dataset.role = m.role;
   n.text.data = m.content;
+  n.thought.data = m.reasoning || '';
   const content = el('div', { class: 'msg-content' }, n.text);
+  // the reasoning, open while the model thinks, folded once the answer comes,
+  // unless the user opened it (a click, not the open the render sets, counts)
+  const thinking = m.status === 'streaming' && !m.content;
+  const reasoning = m.reasoning ? el('details', { class: 'reasoning', open: n.open || thinking },
+    el('summary', { text: thinking ? 'Thinking…' : 'Thoughts',
+      onclick: (e) => { n.open = !e.currentTarget.parentNode.open; } }),
+    el('div', { class: 'reasoning-text' }, n.thought)) : null;
   const meta = el('div', { class: 'msg-meta' },
     el('span', { class: 'role', text: m.role === 'user' ? 'You' : 'AI' }),
     m.role === 'assistant' && m.model ? el('span', { class: 'model', text: m.model }) : null,
@@ -185,6 +195,7 @@ function renderMessage(id) {
       el('button', { type: 'button', class: 'save', onclick: () => saveEdit(m.id, area.value) }, 'Save'),
       el('button', { type: 'button', class: 'link cancel', onclick: () => { editingId = null; renderMessage(m.id); } }, 'Cancel')));
   } else {
+    if (reasoning) parts.push(reasoning);
     parts.push(content);
     if (m.status === 'failed') {
       parts.push(el('p', { class: 'msg-error', text: m.error || 'the reply failed' }));
@@ -336,17 +347,21 @@ async function send(event) {
 
 function applyDelta(d, seq) {
   if (d.conversation_id !== currentId) return;
-  if (d.part && d.part !== 'content') return;   // reasoning is not shown yet
-  const r = msgs.append(d.message_id, seq, 'content', d.offset, d.text);
+  const field = d.part === 'reasoning' ? 'reasoning' : 'content';
+  const r = msgs.append(d.message_id, seq, field, d.offset, d.text);
   if (r === 'hole' || (r === 'unknown' && !reloadRunning)) {
     reloadMessages();   // a load in flight re-applies what it did not hold
     return;
   }
   if (r !== 'applied') return;
   const n = nodes.get(d.message_id);
-  if (n && editingId !== d.message_id) {
+  if (n && editingId !== d.message_id && (field === 'content' || n.thought.parentNode)) {
     const stick = nearBottom();
-    n.text.data = msgs.get(d.message_id).content;
+    if (field === 'content' && !n.text.data && msgs.get(d.message_id).reasoning) {
+      updateMessage(d.message_id);   // the first answer text: the thoughts fold away
+    } else {
+      n[field === 'content' ? 'text' : 'thought'].data = msgs.get(d.message_id)[field];
+    }
     if (stick) scrollDown();
   } else {
     updateMessage(d.message_id);
@@ -445,4 +460,16 @@ export function initChat() {
   const saved = localStorage.getItem('mjs.model');
   if (saved) $('model').value = saved;
   $('model').addEventListener('change', () => localStorage.setItem('mjs.model', $('model').value.trim()));
+}
+
+// The models the server offers (GET /api/models), as the picker's choices; the
+// field stays free text for servers whose upstream takes any model name.
+export async function loadModels() {
+  try {
+    const { items, default: def } = await api('GET', '/models');
+    $('models').replaceChildren(...items.map((m) => el('option', { value: m.name, label: m.name + ' · ' + m.upstream })));
+    if (def) $('model').placeholder = def + ' (default)';
+  } catch {
+    // not fatal: the field still takes a name
+  }
 }

@@ -393,6 +393,33 @@ async function scenarios(browser) {
       'the thoughts come back after a reload (stored)');
   });
 
+  // The conversation's settings set in tab 2 reach tab 1; a message sent there
+  // without a model uses the conversation's, with its system prompt upstream
+  // (the fake's echo model answers with what it received).
+  await step('conversation-settings-sync-and-reach-the-upstream', [A1, A2], async () => {
+    await A2.page.click('#conv-settings');
+    await A2.page.fill('#system-prompt', 'Answer in French.');
+    await A2.page.fill('#conv-model', 'fake:echo:tps=0');
+    await A2.page.click('#settings-save');
+    await poll(async () => (await A1.page.getAttribute('#model', 'placeholder')) === 'fake:echo:tps=0 (this chat)',
+      "tab 1 learns the conversation's model");
+    await A1.page.click('#conv-settings');
+    assert((await A1.page.inputValue('#system-prompt')) === 'Answer in French.', "tab 1 shows the system prompt");
+    await A1.shot('settings');
+    await A1.page.click('#settings-cancel');
+    const id = await send(A1, 'Bonjour', '');
+    await poll(async () => (await status(A1, id)) === 'completed', 'the echo reply', 30000);
+    const echoed = (await text(A2, id)).split('\n');
+    assert(echoed[0] === 'system: Answer in French.' && echoed.includes('user: Bonjour'),
+      `the upstream got the system prompt first and the message (${echoed.slice(0, 3)})`);
+    assert((await A2.page.locator(msgSel(id) + ' .model').textContent()) === 'fake:echo:tps=0', "the conversation's model");
+    await A2.page.click('#conv-settings');
+    await A2.page.fill('#system-prompt', '');
+    await A2.page.fill('#conv-model', '');
+    await A2.page.click('#settings-save');
+    await poll(async () => (await A1.page.getAttribute('#model', 'placeholder')) === 'fake (default)', 'cleared in tab 1');
+  });
+
   await step('edit-in-one-tab-shows-in-the-other', [A1, A2], async () => {
     const userMsg = A2.page.locator('li.msg-user').first();
     const id = await userMsg.getAttribute('data-id');

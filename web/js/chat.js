@@ -78,6 +78,50 @@ function renderConvList() {
   $('conv-empty').hidden = convs.size > 0;
   const cur = currentId && convs.get(currentId);
   $('chat-title').textContent = cur ? cur.title : '';
+  $('conv-settings').hidden = !cur;
+  renderSettings(cur);
+}
+
+// The open conversation's system prompt and model: shown in the settings form
+// (while nobody types in it) and as the model field's placeholder.
+function renderSettings(cur) {
+  const form = $('settings-form');
+  if (!cur) {
+    form.hidden = true;
+    return;
+  }
+  $('model').placeholder = cur.model ? cur.model + ' (this chat)' : defaultModelHint;
+  if (!form.hidden && form.contains(document.activeElement)) return;
+  $('system-prompt').value = cur.system_prompt || '';
+  $('conv-model').value = cur.model || '';
+}
+
+function toggleSettings() {
+  const form = $('settings-form');
+  form.hidden = !form.hidden;
+  $('conv-settings').setAttribute('aria-expanded', String(!form.hidden));
+  if (!form.hidden) {
+    renderSettings(convs.get(currentId));
+    $('system-prompt').focus();
+  }
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const id = currentId;
+  const model = $('conv-model').value.trim();
+  const body = { system_prompt: $('system-prompt').value, model: model || null };
+  $('settings-save').disabled = true;
+  try {
+    await apiInto(convs, 'PATCH', '/conversations/' + id, body, (c, seq) => upsertConv(c, seq));
+    $('settings-form').hidden = true;
+    $('conv-settings').setAttribute('aria-expanded', 'false');
+    renderSettings(convs.get(id));
+  } catch (e) {
+    showNotice('Could not save the settings: ' + e.message);
+  } finally {
+    $('settings-save').disabled = false;
+  }
 }
 
 // c as of event seq (an event or a write's answer).
@@ -426,6 +470,8 @@ export async function openConversation(id) {
   if (id === currentId) return;
   currentId = id;
   editingId = null;
+  $('settings-form').hidden = true;
+  $('conv-settings').setAttribute('aria-expanded', 'false');
   msgs.clear();
   nodes.clear();
   $('messages').replaceChildren();
@@ -449,6 +495,9 @@ export function resetChat() {
 
 export function initChat() {
   $('new-conv').addEventListener('click', newConversation);
+  $('conv-settings').addEventListener('click', toggleSettings);
+  $('settings-form').addEventListener('submit', saveSettings);
+  $('settings-cancel').addEventListener('click', toggleSettings);
   $('composer').addEventListener('submit', send);
   $('input').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -464,11 +513,14 @@ export function initChat() {
 
 // The models the server offers (GET /api/models), as the picker's choices; the
 // field stays free text for servers whose upstream takes any model name.
+let defaultModelHint = 'server default';
+
 export async function loadModels() {
   try {
     const { items, default: def } = await api('GET', '/models');
     $('models').replaceChildren(...items.map((m) => el('option', { value: m.name, label: m.name + ' · ' + m.upstream })));
-    if (def) $('model').placeholder = def + ' (default)';
+    if (def) defaultModelHint = def + ' (default)';
+    renderSettings(currentId && convs.get(currentId));
   } catch {
     // not fatal: the field still takes a name
   }

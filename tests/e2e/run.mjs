@@ -420,6 +420,34 @@ async function scenarios(browser) {
     await poll(async () => (await A1.page.getAttribute('#model', 'placeholder')) === 'fake (default)', 'cleared in tab 1');
   });
 
+  // The UI in Simplified Chinese: chosen with the switch, kept across a reload,
+  // and back to English; what the server sends (titles, text) is never touched.
+  await step('chinese-ui-and-back', [A1], async () => {
+    await A1.page.selectOption('#lang', 'zh');
+    const words = async () => ({
+      newChat: await A1.page.textContent('#new-conv'),
+      send: await A1.page.textContent('#send'),
+      input: await A1.page.getAttribute('#input', 'placeholder'),
+      tasks: await A1.page.textContent('#nav-tasks'),
+      edit: await A1.page.locator('li.msg-user button.edit').first().textContent(),
+      stopped: await A1.page.locator('li.msg .mark.interrupted').first().textContent(),
+      lang: await A1.page.getAttribute('html', 'lang'),
+    });
+    let w = await words();
+    assert(w.newChat === '＋ 新对话' && w.send === '发送' && w.input === '输入消息…' && w.tasks === '任务' &&
+      w.edit === '编辑' && w.stopped === '已中断' && w.lang === 'zh-CN', `the UI in Chinese (${JSON.stringify(w)})`);
+    assert((await A1.page.locator('li.msg-user .msg-content', { hasText: 'Tell me a long story' }).count()) === 1,
+      'messages stay as written');
+    await A1.shot('chinese');
+    await A1.page.reload();
+    await A1.page.locator('#new-conv').waitFor({ timeout: TIMEOUT });
+    await poll(async () => (await A1.page.textContent('#send')) === '发送', 'Chinese after a reload');
+    await A1.page.selectOption('#lang', 'en');
+    w = await words();
+    assert(w.newChat === '+ New chat' && w.send === 'Send' && w.edit === 'Edit' && w.stopped === 'interrupted' &&
+      w.lang === 'en', `back in English (${JSON.stringify(w)})`);
+  });
+
   await step('edit-in-one-tab-shows-in-the-other', [A1, A2], async () => {
     const userMsg = A2.page.locator('li.msg-user').first();
     const id = await userMsg.getAttribute('data-id');

@@ -8,6 +8,7 @@
 
 import { api, setUnauthorizedHandler } from './api.js';
 import { $ } from './dom.js';
+import { language, setLanguage, t, translatePage } from './i18n.js';
 import { showNotice, hideNotice } from './notice.js';
 import { startStream, stopStream } from './stream.js';
 import * as chat from './chat.js';
@@ -90,7 +91,7 @@ async function login(register) {
   const username = form.elements.username.value.trim();
   const password = form.elements.password.value;
   if (!username || !password) {
-    showLogin('Enter a username and a password.');
+    showLogin(t('Enter a username and a password.'));
     return;
   }
   try {
@@ -115,7 +116,15 @@ async function logout() {
 }
 
 function init() {
-  setUnauthorizedHandler(() => { if (me) showLogin('Your session has ended; log in again.'); });
+  translatePage();
+  $('lang').value = language();
+  $('lang').addEventListener('change', () => {
+    setLanguage($('lang').value);
+    chat.relabel();
+    tasks.relabel();
+    $('conn').textContent = t($('conn').dataset.state === 'reconnecting' ? 'reconnecting…' : $('conn').dataset.state);
+  });
+  setUnauthorizedHandler(() => { if (me) showLogin(t('Your session has ended; log in again.')); });
   $('login-form').addEventListener('submit', (e) => { e.preventDefault(); login(false); });
   $('register').addEventListener('click', () => login(true));
   $('logout').addEventListener('click', logout);

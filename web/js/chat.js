@@ -17,6 +17,7 @@
 
 import { api, apiInto, listPages } from './api.js';
 import { $, el, shortTime } from './dom.js';
+import { t } from './i18n.js';
 import { Mirror, byCreated, byUpdatedDesc } from './mirror.js';
 import { showNotice } from './notice.js';
 
@@ -68,9 +69,9 @@ function renderConvList() {
       li.append(el('a', { class: 'conv-title', href: '#/c/' + c.id, text: c.title }));
     }
     li.append(
-      el('button', { type: 'button', class: 'icon rename', title: 'Rename', 'aria-label': 'Rename',
+      el('button', { type: 'button', class: 'icon rename', title: t('Rename'), 'aria-label': t('Rename'),
         onclick: () => { renamingId = c.id; renameDraft = c.title; renderConvList(); } }, '✎'),
-      el('button', { type: 'button', class: 'icon delete', title: 'Delete', 'aria-label': 'Delete',
+      el('button', { type: 'button', class: 'icon delete', title: t('Delete'), 'aria-label': t('Delete'),
         onclick: () => deleteConv(c) }, '×'));
     return li;
   });
@@ -90,7 +91,7 @@ function renderSettings(cur) {
     form.hidden = true;
     return;
   }
-  $('model').placeholder = cur.model ? cur.model + ' (this chat)' : defaultModelHint;
+  $('model').placeholder = cur.model ? cur.model + ' ' + t('(this chat)') : defaultModelHint();
   if (!form.hidden && form.contains(document.activeElement)) return;
   $('system-prompt').value = cur.system_prompt || '';
   $('conv-model').value = cur.model || '';
@@ -146,7 +147,7 @@ function removeConv(id, elsewhere, seq) {
   if (!held && id !== currentId) return;
   if (renamingId === id) renamingId = null;
   if (id === currentId) {
-    if (elsewhere) showNotice('This conversation was deleted in another tab or device.');
+    if (elsewhere) showNotice(t('This conversation was deleted in another tab or device.'));
     location.hash = '#/';
   }
   renderConvList();
@@ -173,15 +174,15 @@ function statusMark(m) {
   switch (m.status) {
   case 'created':
   case 'pending':
-    return el('span', { class: 'mark spinner', role: 'status', 'aria-label': m.status === 'created' ? 'queued' : 'waiting for the first token', title: m.status });
+    return el('span', { class: 'mark spinner', role: 'status', 'aria-label': t(m.status === 'created' ? 'queued' : 'waiting for the first token'), title: m.status });
   case 'streaming':
-    return el('span', { class: 'mark streaming', text: 'writing…' });
+    return el('span', { class: 'mark streaming', text: t('writing…') });
   case 'stopped':
-    return el('span', { class: 'mark interrupted', text: 'interrupted' });
+    return el('span', { class: 'mark interrupted', text: t('interrupted') });
   case 'completed':
-    return m.finish_reason === 'length' ? el('span', { class: 'mark cut', text: 'cut off', title: 'the reply reached a length limit' }) : null;
+    return m.finish_reason === 'length' ? el('span', { class: 'mark cut', text: t('cut off'), title: t('the reply reached a length limit') }) : null;
   case 'failed':
-    return el('span', { class: 'mark failed', text: 'failed' });
+    return el('span', { class: 'mark failed', text: t('failed') });
   default:
     return null;
   }
@@ -218,31 +219,31 @@ function renderMessage(id) {
   // unless the user opened it (a click, not the open the render sets, counts)
   const thinking = m.status === 'streaming' && !m.content;
   const reasoning = m.reasoning ? el('details', { class: 'reasoning', open: n.open || thinking },
-    el('summary', { text: thinking ? 'Thinking…' : 'Thoughts',
+    el('summary', { text: t(thinking ? 'Thinking…' : 'Thoughts'),
       onclick: (e) => { n.open = !e.currentTarget.parentNode.open; } }),
     el('div', { class: 'reasoning-text' }, n.thought)) : null;
   const meta = el('div', { class: 'msg-meta' },
-    el('span', { class: 'role', text: m.role === 'user' ? 'You' : 'AI' }),
+    el('span', { class: 'role', text: t(m.role === 'user' ? 'You' : 'AI') }),
     m.role === 'assistant' && m.model ? el('span', { class: 'model', text: m.model }) : null,
     statusMark(m),
     el('time', { datetime: m.created_at, text: shortTime(m.created_at) }));
   const actions = el('div', { class: 'msg-actions' },
-    m.status === 'streaming' ? el('button', { type: 'button', class: 'stop', onclick: () => stopMessage(m.id) }, '■ Stop') : null,
-    el('button', { type: 'button', class: 'link edit', onclick: () => startEdit(m.id) }, 'Edit'),
-    el('button', { type: 'button', class: 'link delete', onclick: () => deleteMessage(m.id) }, 'Delete'));
+    m.status === 'streaming' ? el('button', { type: 'button', class: 'stop', onclick: () => stopMessage(m.id) }, t('■ Stop')) : null,
+    el('button', { type: 'button', class: 'link edit', onclick: () => startEdit(m.id) }, t('Edit')),
+    el('button', { type: 'button', class: 'link delete', onclick: () => deleteMessage(m.id) }, t('Delete')));
   const parts = [meta];
   if (editingId === id) {
     const area = el('textarea', { class: 'edit-input', rows: 4, 'aria-label': 'edit message' });
     area.value = editDraft;
     area.addEventListener('input', () => { editDraft = area.value; });
     parts.push(area, el('div', { class: 'msg-actions' },
-      el('button', { type: 'button', class: 'save', onclick: () => saveEdit(m.id, area.value) }, 'Save'),
-      el('button', { type: 'button', class: 'link cancel', onclick: () => { editingId = null; renderMessage(m.id); } }, 'Cancel')));
+      el('button', { type: 'button', class: 'save', onclick: () => saveEdit(m.id, area.value) }, t('Save')),
+      el('button', { type: 'button', class: 'link cancel', onclick: () => { editingId = null; renderMessage(m.id); } }, t('Cancel'))));
   } else {
     if (reasoning) parts.push(reasoning);
     parts.push(content);
     if (m.status === 'failed') {
-      parts.push(el('p', { class: 'msg-error', text: m.error || 'the reply failed' }));
+      parts.push(el('p', { class: 'msg-error', text: m.error || t('the reply failed') }));
     } else if (m.error) {
       parts.push(el('p', { class: 'msg-note', text: m.error }));   // e.g. a reply cut at its length limit
     }
@@ -380,7 +381,7 @@ async function send(event) {
     });
     input.value = '';
   } catch (e) {
-    showNotice('Could not send: ' + e.message);
+    showNotice(t('Could not send') + ': ' + e.message);
   } finally {
     $('send').disabled = false;
     input.focus();
@@ -513,13 +514,23 @@ export function initChat() {
 
 // The models the server offers (GET /api/models), as the picker's choices; the
 // field stays free text for servers whose upstream takes any model name.
-let defaultModelHint = 'server default';
+let defaultModel = '';
+
+function defaultModelHint() {
+  return defaultModel ? defaultModel + ' ' + t('(default)') : t('server default');
+}
+
+// Everything this view shows, again, in the current language.
+export function relabel() {
+  renderConvList();
+  renderMessages();
+}
 
 export async function loadModels() {
   try {
     const { items, default: def } = await api('GET', '/models');
     $('models').replaceChildren(...items.map((m) => el('option', { value: m.name, label: m.name + ' · ' + m.upstream })));
-    if (def) defaultModelHint = def + ' (default)';
+    if (def) defaultModel = def;
     renderSettings(currentId && convs.get(currentId));
   } catch {
     // not fatal: the field still takes a name

@@ -13,6 +13,7 @@
 // - On `reset`, and when the stream comes back after a long disconnect, the
 //   state is reloaded over REST (the replay would cover a short one).
 
+import { t } from './i18n.js';
 import { $ } from './dom.js';
 import { api } from './api.js';
 
@@ -35,7 +36,7 @@ let hooks = null;
 function setIndicator(state) {
   const conn = $('conn');
   conn.dataset.state = state;
-  conn.textContent = state === 'live' ? 'live' : state === 'reconnecting' ? 'reconnecting…' : state;
+  conn.textContent = t(state === 'reconnecting' ? 'reconnecting…' : state);
 }
 
 function noteSeq(event) {

@@ -12,6 +12,7 @@
 // - A card is built once per task and updated in place, so an image is not
 //   reloaded by a progress step or a blur toggle.
 
+import { t as tr } from './i18n.js';
 import { apiSeq, apiInto } from './api.js';
 import { $, el } from './dom.js';
 import { Mirror, byCreatedDesc } from './mirror.js';
@@ -53,8 +54,8 @@ function card(t) {
   c.li.dataset.status = t.status;
   c.li.dataset.blurred = String(blurred);
   c.li.classList.toggle('blurred', blurred);
-  c.kind.textContent = t.kind;
-  c.status.textContent = t.status;
+  c.kind.textContent = tr(t.kind);
+  c.status.textContent = tr(t.status);
   c.status.className = 'task-status status-' + t.status;
   c.bar.style.width = t.progress + '%';
   c.progress.setAttribute('aria-valuenow', String(t.progress));
@@ -70,7 +71,7 @@ function card(t) {
     const own = '/api/tasks/' + t.id + '/content';
     const urls = Array.isArray(t.result) ? t.result.filter((u) => /^https?:\/\//i.test(u) || u === own) : [];
     if (!urls.length) {
-      c.media.replaceChildren(el('div', { class: 'task-placeholder', text: t.status === 'failed' ? 'no ' + t.kind : t.kind + '…' }));
+      c.media.replaceChildren(el('div', { class: 'task-placeholder', text: t.status === 'failed' ? '✕ ' + tr(t.kind) : tr(t.kind) + '…' }));
     } else if (t.kind === 'image') {
       c.media.replaceChildren(...urls.map((u) => el('a', { href: u, target: '_blank', rel: 'noopener' },
         el('img', { src: u, alt: t.prompt, loading: 'lazy' }))));
@@ -80,24 +81,29 @@ function card(t) {
       // start a fetch from the upstream each); another site's video opens in a tab
       c.media.replaceChildren(...urls.map((u) => (u === own
         ? el('video', { class: 'task-video', src: u, controls: true, preload: 'none' })
-        : el('a', { class: 'video-link', href: u, target: '_blank', rel: 'noopener', text: '▶ Open video' }))));
+        : el('a', { class: 'video-link', href: u, target: '_blank', rel: 'noopener', text: tr('▶ Open video') }))));
     }
   }
   if (t.deleted_at) {
-    c.actions.replaceChildren(el('button', { type: 'button', class: 'restore', onclick: () => restoreTask(t.id) }, 'Restore'));
+    c.actions.replaceChildren(el('button', { type: 'button', class: 'restore', onclick: () => restoreTask(t.id) }, tr('Restore')));
   } else {
     c.actions.replaceChildren(
-      el('button', { type: 'button', class: 'blur-toggle', 'aria-pressed': String(blurred), onclick: () => setBlur(t.id, !blurred) }, blurred ? 'Unblur' : 'Blur'),
-      el('button', { type: 'button', class: 'delete', onclick: () => deleteTask(t.id) }, 'Delete'));
+      el('button', { type: 'button', class: 'blur-toggle', 'aria-pressed': String(blurred), onclick: () => setBlur(t.id, !blurred) }, tr(blurred ? 'Unblur' : 'Blur')),
+      el('button', { type: 'button', class: 'delete', onclick: () => deleteTask(t.id) }, tr('Delete')));
   }
   return c.li;
+}
+
+// Everything this view shows, again, in the current language.
+export function relabel() {
+  render();
 }
 
 function render() {
   const items = shown().list();
   $('task-grid').replaceChildren(...items.map(card));
   $('task-empty').hidden = items.length > 0;
-  $('task-empty').textContent = view === 'trash' ? 'The trash is empty.' : 'No tasks yet.';
+  $('task-empty').textContent = tr(view === 'trash' ? 'The trash is empty.' : 'No tasks yet.');
   $('task-more').hidden = !next[view];
   $('show-active').setAttribute('aria-pressed', String(view === 'active'));
   $('show-trash').setAttribute('aria-pressed', String(view === 'trash'));

@@ -72,7 +72,7 @@ def handle_chat_completions(req, match, body):
         answer()
 
 
-class ChatStream:
+class ChatStream(common.PacedStream):
     """The streamed answer: one chunk per token, paced at tps from the first
     token (start + i/tps, so a late token does not delay the next ones), then
     stop and [DONE]. Driven by the event loop's timers, one call per token; the
@@ -186,29 +186,6 @@ class ChatStream:
             traceback.print_exc()
             req.drop_connection()
             self.finish()
-
-    def writable(self):
-        if self.waiting and not self.done:
-            self.waiting = False
-            self.tick()
-
-    def finish(self):
-        if self.done:
-            return
-        self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        STATS.add('streams_open', -1)
-        self.req.finish()
-
-    def client_gone(self):
-        if self.done:
-            return
-        STATS.add('streams_abandoned')
-        self.req.note += ' client_gone'
-        self.req.close_connection = True
-        self.finish()
 
 
 # ---------------------------------------------------------------------------

@@ -118,3 +118,33 @@ def submit_knobs(prompt):
     return knobs
 
 
+
+
+class PacedStream:
+    """What the streamed answers of every protocol share (chat.ChatStream,
+    protocols.FrameStream): a tick() writing frames on the loop's timers, a
+    pause while the client reads slower (writable resumes it), and the end,
+    counted in STATS. Subclasses set req, timer, waiting and done."""
+
+    def writable(self):
+        if self.waiting and not self.done:
+            self.waiting = False
+            self.tick()
+
+    def finish(self):
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        STATS.add('streams_open', -1)
+        self.req.finish()
+
+    def client_gone(self):
+        if self.done:
+            return
+        STATS.add('streams_abandoned')
+        self.req.note += ' client_gone'
+        self.req.close_connection = True
+        self.finish()

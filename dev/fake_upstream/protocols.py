@@ -55,7 +55,7 @@ def dumps(value):
     return json.dumps(value, separators=(',', ':'), ensure_ascii=False).encode('utf-8', 'surrogateescape')
 
 
-class FrameStream:
+class FrameStream(common.PacedStream):
     """One streamed answer in a protocol's framing: fmt.head(), think reasoning
     frames, the answer's frames paced at tps, then fmt.tail() (or the knobs'
     error or dropped connection)."""
@@ -130,29 +130,6 @@ class FrameStream:
             traceback.print_exc()
             req.drop_connection()
             self.finish()
-
-    def writable(self):
-        if self.waiting and not self.done:
-            self.waiting = False
-            self.tick()
-
-    def finish(self):
-        if self.done:
-            return
-        self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        STATS.add('streams_open', -1)
-        self.req.finish()
-
-    def client_gone(self):
-        if self.done:
-            return
-        STATS.add('streams_abandoned')
-        self.req.note += ' client_gone'
-        self.req.close_connection = True
-        self.finish()
 
 
 def plan(req, model, knobs, max_tokens, texts):

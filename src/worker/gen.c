@@ -56,43 +56,39 @@ static size_t utf8_prefix(const char *s, size_t len, long chars)
 	return i;
 }
 
-void gen_take_text(struct gen *g, const char *text, size_t len, int64_t now_ms)
+/*
+ * Text of one part that arrived: appended to its pending buffer; past
+ * reply_max_chars (stored plus pending) the rest is dropped and the loop ends
+ * the reply as cut.
+ */
+static void take(struct gen *g, struct buf *pending, long *pending_chars, long stored_chars, const char *text,
+		 size_t len, int64_t now_ms)
 {
 	if (len == 0)
 		return;
 	if (!g->first_token_ms)
 		g->first_token_ms = now_ms;
 	if (g->max_chars > 0) {
-		/* past reply_max_chars the text is dropped; the loop ends the reply as cut */
-		long room = g->max_chars - g->content_chars - g->pending_chars;
+		long room = g->max_chars - stored_chars - *pending_chars;
 		size_t keep = utf8_prefix(text, len, room > 0 ? room : 0);
 		if (keep < len) {
 			len = keep;
 			g->cut = 1;
 		}
 	}
-	if (len > 0 && buf_append(&g->pending, text, len) == 0)
-		g->pending_chars += (long)json_utf8_chars(text, len);
+	if (len > 0 && buf_append(pending, text, len) == 0)
+		*pending_chars += (long)json_utf8_chars(text, len);
 	g->dirty = 1;
+}
+
+void gen_take_text(struct gen *g, const char *text, size_t len, int64_t now_ms)
+{
+	take(g, &g->pending, &g->pending_chars, g->content_chars, text, len, now_ms);
 }
 
 void gen_take_reasoning(struct gen *g, const char *text, size_t len, int64_t now_ms)
 {
-	if (len == 0)
-		return;
-	if (!g->first_token_ms)
-		g->first_token_ms = now_ms;
-	if (g->max_chars > 0) {
-		long room = g->max_chars - g->reasoning_chars - g->pending_rchars;
-		size_t keep = utf8_prefix(text, len, room > 0 ? room : 0);
-		if (keep < len) {
-			len = keep;
-			g->cut = 1;
-		}
-	}
-	if (len > 0 && buf_append(&g->pending_reasoning, text, len) == 0)
-		g->pending_rchars += (long)json_utf8_chars(text, len);
-	g->dirty = 1;
+	take(g, &g->pending_reasoning, &g->pending_rchars, g->reasoning_chars, text, len, now_ms);
 }
 
 /* One job of the flush: what is new since the last one. */

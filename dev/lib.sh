@@ -34,7 +34,7 @@ MJS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MJS_PG_BIN=${MJS_PG_BIN:-/usr/lib/postgresql/15/bin}
 MJS_DEB_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-dev libpq-dev
 	libjson-c-dev libcurl4-openssl-dev check libcrypt-dev postgresql-15 nginx-light python3
-	mandoc groff-base curl clang git debhelper dpkg-dev fakeroot lintian"
+	mandoc groff-base curl clang git debhelper dpkg-dev fakeroot lintian node-marked node-dompurify"
 MJS_PROCS="fake worker api-1 api-2 nginx"
 
 mjs_say() { printf '%s\n' "$*"; }

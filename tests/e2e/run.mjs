@@ -140,8 +140,10 @@ async function step(name, tabs, fn) {
 
 const msgSel = (id) => `li.msg[data-id="${id}"]`;
 
+// A message's text as the server has it (an answer shows as Markdown: its
+// element's data-text keeps the text itself).
 async function text(tab, id) {
-  return tab.page.locator(msgSel(id) + ' .msg-content').textContent({ timeout: 2000 });
+  return tab.page.locator(msgSel(id) + ' .msg-content').getAttribute('data-text', { timeout: 2000 });
 }
 
 async function status(tab, id) {
@@ -241,7 +243,7 @@ async function shown(tab) {
     convs: [...document.querySelectorAll('#conv-list li.conv')].map((li) =>
       [li.dataset.id, li.querySelector('.conv-title')?.textContent ?? null]),
     msgs: [...document.querySelectorAll('#messages li.msg')].map((li) =>
-      [li.dataset.id, li.dataset.role, li.dataset.status, li.querySelector('.msg-content')?.textContent ?? null]),
+      [li.dataset.id, li.dataset.role, li.dataset.status, li.querySelector('.msg-content')?.dataset.text ?? null]),
     tasks: [...document.querySelectorAll('#task-grid li.task')].map((li) => [li.dataset.id, li.dataset.status]),
     open: /^#\/c\/([0-9a-f-]{36})$/.exec(location.hash)?.[1] ?? null,
   }));
@@ -446,6 +448,23 @@ async function scenarios(browser) {
     w = await words();
     assert(w.newChat === '+ New chat' && w.send === 'Send' && w.edit === 'Edit' && w.stopped === 'interrupted' &&
       w.lang === 'en', `back in English (${JSON.stringify(w)})`);
+  });
+
+  // Answers render as Markdown while they stream, through DOMPurify: emphasis and
+  // a code block with a copy button show as such, HTML inside shows as text.
+  await step('markdown-answer-with-code-and-html-as-text', [A1, A2], async () => {
+    const md = '**bold** and `code`\n\n```\nprint(1)\n```\n\n<img src=y onerror=alert(2)>';
+    const id = await send(A1, md, 'fake:echo:tps=0');
+    for (const tab of [A1, A2]) {
+      const box = tab.page.locator(msgSel(id) + ' .msg-content.markdown');
+      await poll(async () => (await box.locator('pre.code-block code').count()) === 1, `${tab.label}: the code block`);
+      assert((await box.locator('strong').first().textContent()) === 'bold', `${tab.label}: emphasis rendered`);
+      assert((await box.locator('pre.code-block code').textContent()).includes('print(1)'), `${tab.label}: the code`);
+      assert((await box.locator('pre.code-block button.copy').count()) === 1, `${tab.label}: a copy button`);
+      assert((await tab.page.locator('.messages img').count()) === 0, `${tab.label}: no <img> element`);
+      assert((await box.textContent()).includes('<img src=y onerror=alert(2)>'), `${tab.label}: the HTML shown as text`);
+    }
+    await A2.shot('markdown');
   });
 
   await step('edit-in-one-tab-shows-in-the-other', [A1, A2], async () => {

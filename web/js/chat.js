@@ -18,6 +18,7 @@
 import { api, apiInto, listPages } from './api.js';
 import { $, el, shortTime } from './dom.js';
 import { t } from './i18n.js';
+import { loadMarkdown, markdownReady, renderMarkdown } from './markdown.js';
 import { Mirror, byCreated, byUpdatedDesc } from './mirror.js';
 import { showNotice } from './notice.js';
 
@@ -198,6 +199,22 @@ function scrollDown() {
   box.scrollTop = box.scrollHeight;
 }
 
+// A message's text in its element: an assistant's as Markdown once the
+// libraries are there (markdown.js), else, and a user's always, as plain text.
+// data-text holds the text as the server has it.
+function paintContent(n, m) {
+  if (n.content.dataset.text === m.content && n.content.dataset.md === String(markdownReady())) return;
+  n.content.dataset.text = m.content;
+  n.content.dataset.md = String(markdownReady());
+  if (m.role === 'assistant' && markdownReady()) {
+    n.content.classList.add('markdown');
+    n.content.replaceChildren(renderMarkdown(m.content));
+  } else {
+    n.content.classList.remove('markdown');
+    n.content.textContent = m.content;
+  }
+}
+
 // Builds (or rebuilds) the element of message id, in place.
 function renderMessage(id) {
   const m = msgs.get(id);
@@ -205,16 +222,16 @@ function renderMessage(id) {
   let n = nodes.get(id);
   if (!n) {
     const li = el('li', { class: 'msg', dataset: { id } });
-    n = { li, text: document.createTextNode(''), thought: document.createTextNode(''), open: false };
+    n = { li, content: el('div', { class: 'msg-content' }), thought: document.createTextNode(''), open: false };
     nodes.set(id, n);
   }
   const { li } = n;
   li.className = 'msg msg-' + m.role + ' status-' + m.status;
   li.dataset.status = m.status;
   li.dataset.role = m.role;
-  n.text.data = m.content;
+  paintContent(n, m);
   n.thought.data = m.reasoning || '';
-  const content = el('div', { class: 'msg-content' }, n.text);
+  const content = n.content;
   // the reasoning, open while the model thinks, folded once the answer comes,
   // unless the user opened it (a click, not the open the render sets, counts)
   const thinking = m.status === 'streaming' && !m.content;
@@ -402,10 +419,13 @@ function applyDelta(d, seq) {
   const n = nodes.get(d.message_id);
   if (n && editingId !== d.message_id && (field === 'content' || n.thought.parentNode)) {
     const stick = nearBottom();
-    if (field === 'content' && !n.text.data && msgs.get(d.message_id).reasoning) {
+    const m = msgs.get(d.message_id);
+    if (field === 'content' && !n.content.dataset.text && m.reasoning) {
       updateMessage(d.message_id);   // the first answer text: the thoughts fold away
+    } else if (field === 'content') {
+      paintContent(n, m);
     } else {
-      n[field === 'content' ? 'text' : 'thought'].data = msgs.get(d.message_id)[field];
+      n.thought.data = m.reasoning;
     }
     if (stick) scrollDown();
   } else {
@@ -495,6 +515,7 @@ export function resetChat() {
 }
 
 export function initChat() {
+  loadMarkdown().then((ok) => { if (ok) renderMessages(); });
   $('new-conv').addEventListener('click', newConversation);
   $('conv-settings').addEventListener('click', toggleSettings);
   $('settings-form').addEventListener('submit', saveSettings);

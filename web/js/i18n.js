@@ -69,6 +69,8 @@ const ZH = {
   connecting: '连接中',
   offline: '离线',
   'Language': '语言',
+  Copy: '复制',
+  Copied: '已复制',
   'Could not send': '发送失败',
   'This conversation was deleted in another tab or device.': '这个对话已在其他标签页或设备上删除。',
   'Your session has ended; log in again.': '会话已结束，请重新登录。',

@@ -432,14 +432,17 @@ mjs_write_conf() {
 	upstream.responses.url = $fake/v1
 	upstream.responses.key = dev
 	upstream.responses.models = fake-responses fake-responses:*
+	upstream.responses.reasoning = yes
 	upstream.claude.protocol = anthropic
 	upstream.claude.url = $fake
 	upstream.claude.key = dev
 	upstream.claude.models = fake-claude fake-claude:*
+	upstream.claude.reasoning = yes
 	upstream.gemini.protocol = gemini
 	upstream.gemini.url = $fake
 	upstream.gemini.key = dev
 	upstream.gemini.models = fake-gemini fake-gemini:*
+	upstream.gemini.reasoning = yes
 	image_url = ${MJS_IMAGE_URL:-$fake}
 	image_secret = dev
 	video_url = ${MJS_VIDEO_URL:-$fake/v1}

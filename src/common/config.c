@@ -362,6 +362,13 @@ static int set_upstream(struct config *cfg, const char *key, const char *value, 
 	}
 	if (!strcmp(field, "models"))
 		return set_models(u, key, value, err, errlen);
+	if (!strcmp(field, "reasoning")) {
+		if (config_parse_bool(value, &u->reasoning) < 0) {
+			snprintf(err, errlen, "%s: expected yes or no, got \"%s\"", key, value);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strcmp(field, "url"))
 		slot = &u->url;
 	else if (!strcmp(field, "key"))
@@ -369,7 +376,7 @@ static int set_upstream(struct config *cfg, const char *key, const char *value, 
 	else if (!strcmp(field, "key_file"))
 		slot = &u->key_file;
 	if (!slot) {
-		snprintf(err, errlen, "\"%s\": an upstream has protocol, url, key, key_file and models", key);
+		snprintf(err, errlen, "\"%s\": an upstream has protocol, url, key, key_file, models and reasoning", key);
 		return -1;
 	}
 	free(*slot);

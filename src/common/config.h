@@ -39,6 +39,7 @@ struct config_upstream {
 	char *key_file;		/* read when the key is needed (config_upstream_key) */
 	char *models[CONFIG_MODELS_MAX];	/* exact names, or "prefix*" */
 	int nmodels;
+	int reasoning;		/* ask for the models' reasoning in the protocol's way (upstream.NAME.reasoning) */
 	int legacy;		/* made from chat_url, chat_api_key, chat_model */
 };
 

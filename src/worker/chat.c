@@ -107,7 +107,7 @@ static void build_request(struct gen *g, const struct config *cfg, const char *s
 		return;
 	}
 	r = (struct chat_request){ u->url, upstream_keys[u - cfg->upstreams], g->model, system, turns, nturns,
-				   cfg->reply_max_tokens };
+				   cfg->reply_max_tokens, u->reasoning };
 	proto_request_free(&g->request);
 	if (proto_request_build(u->protocol, &r, &g->request) < 0) {
 		gen_set_status(g, "failed", "out of memory");

@@ -50,6 +50,7 @@ struct chat_request {
 	const struct chat_turn *turns;
 	int nturns;
 	int max_tokens;		/* 0: the upstream's default (anthropic needs one: PROTO_ANTHROPIC_MAX_TOKENS) */
+	int reasoning;		/* ask for the reasoning: Responses' summary, Anthropic's thinking, Gemini's thoughts */
 };
 
 #define PROTO_ANTHROPIC_MAX_TOKENS 8192

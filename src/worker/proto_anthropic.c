@@ -23,6 +23,7 @@ struct json_object *proto_anthropic_body(const struct chat_request *r)
 	struct json_object *root = json_object_new_object(), *msgs = json_object_new_array();
 	struct buf joined = { 0 };
 	const char *role = NULL;
+	int max_tokens = r->max_tokens > 0 ? r->max_tokens : PROTO_ANTHROPIC_MAX_TOKENS;
 
 	for (int i = 0; i <= r->nturns; i++) {
 		const char *next = i < r->nturns ? r->turns[i].role : NULL;
@@ -52,9 +53,15 @@ struct json_object *proto_anthropic_body(const struct chat_request *r)
 	if (r->system[0])
 		json_object_object_add(root, "system", json_object_new_string(r->system));
 	json_object_object_add(root, "messages", msgs);
-	json_object_object_add(root, "max_tokens",
-			       json_object_new_int(r->max_tokens > 0 ? r->max_tokens : PROTO_ANTHROPIC_MAX_TOKENS));
+	json_object_object_add(root, "max_tokens", json_object_new_int(max_tokens));
 	json_object_object_add(root, "stream", json_object_new_boolean(1));
+	/* thinking takes a budget of at least 1,024 tokens, below max_tokens: half of it */
+	if (r->reasoning && max_tokens / 2 >= 1024) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "type", json_object_new_string("enabled"));
+		json_object_object_add(o, "budget_tokens", json_object_new_int(max_tokens / 2));
+		json_object_object_add(root, "thinking", o);
+	}
 	return root;
 }
 

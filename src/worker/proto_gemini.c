@@ -41,9 +41,15 @@ struct json_object *proto_gemini_body(const struct chat_request *r)
 		json_object_object_add(o, "parts", text_parts(r->system, strlen(r->system)));
 		json_object_object_add(root, "systemInstruction", o);
 	}
-	if (r->max_tokens > 0) {
+	if (r->max_tokens > 0 || r->reasoning) {
 		o = json_object_new_object();
-		json_object_object_add(o, "maxOutputTokens", json_object_new_int(r->max_tokens));
+		if (r->max_tokens > 0)
+			json_object_object_add(o, "maxOutputTokens", json_object_new_int(r->max_tokens));
+		if (r->reasoning) {
+			struct json_object *th = json_object_new_object();
+			json_object_object_add(th, "includeThoughts", json_object_new_boolean(1));
+			json_object_object_add(o, "thinkingConfig", th);
+		}
 		json_object_object_add(root, "generationConfig", o);
 	}
 	return root;

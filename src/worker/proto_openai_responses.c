@@ -34,6 +34,11 @@ struct json_object *proto_openai_responses_body(const struct chat_request *r)
 	json_object_object_add(root, "store", json_object_new_boolean(0));
 	if (r->max_tokens > 0)
 		json_object_object_add(root, "max_output_tokens", json_object_new_int(r->max_tokens));
+	if (r->reasoning) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "summary", json_object_new_string("auto"));
+		json_object_object_add(root, "reasoning", o);
+	}
 	return root;
 }
 

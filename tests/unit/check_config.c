@@ -543,6 +543,7 @@ START_TEST(test_bad_upstreams_are_errors_that_say_which)
 		{ "upstream.x.colour = red\n", "upstream.x.colour" },
 		{ "upstream.x = 1\n", "upstream.x" },
 		{ "upstream.x.models = a*b\n", "upstream.x.models" },
+		{ "upstream.x.reasoning = maybe\n", "upstream.x.reasoning" },
 		{ "upstream.x.url = https://a\nupstream.x.models = m\nupstream.x.key = k\nupstream.x.key_file = /k\n",
 		  "key and key_file" },
 		{ "upstream.default.url = https://a\nupstream.default.models = m\n", "upstream.default" },

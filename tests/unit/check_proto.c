@@ -224,7 +224,7 @@ static const struct chat_turn TURNS[] = {
 static void build(enum upstream_protocol proto, const char *model, int max_tokens, struct proto_request *out,
 		  char *headers, size_t len)
 {
-	struct chat_request r = { "https://api.example/v1/", "k3y", model, "Be brief.", TURNS, 3, max_tokens };
+	struct chat_request r = { "https://api.example/v1/", "k3y", model, "Be brief.", TURNS, 3, max_tokens, 0 };
 	size_t used = 0;
 
 	ck_assert_int_eq(proto_request_build(proto, &r, out), 0);
@@ -277,6 +277,32 @@ START_TEST(test_requests_of_each_protocol)
 }
 END_TEST
 
+START_TEST(test_requests_ask_for_reasoning_in_each_protocols_way)
+{
+	struct chat_turn turn = { "user", "Hi", 2 };
+	struct chat_request q = { "https://x.example", "", "m", "", &turn, 1, 0, 1 };
+	struct proto_request r;
+
+	ck_assert_int_eq(proto_request_build(PROTO_OPENAI_RESPONSES, &q, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"reasoning\":{\"summary\":\"auto\"}"));
+	proto_request_free(&r);
+	ck_assert_int_eq(proto_request_build(PROTO_ANTHROPIC, &q, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"max_tokens\":8192,\"stream\":true,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":4096}"));
+	proto_request_free(&r);
+	q.max_tokens = 1500;			/* too small a budget: no thinking asked */
+	ck_assert_int_eq(proto_request_build(PROTO_ANTHROPIC, &q, &r), 0);
+	ck_assert_ptr_null(strstr(r.body, "thinking"));
+	proto_request_free(&r);
+	q.max_tokens = 0;
+	ck_assert_int_eq(proto_request_build(PROTO_GEMINI, &q, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"generationConfig\":{\"thinkingConfig\":{\"includeThoughts\":true}}"));
+	proto_request_free(&r);
+	ck_assert_int_eq(proto_request_build(PROTO_OPENAI_CHAT, &q, &r), 0);	/* reasoning_content comes unasked */
+	ck_assert_ptr_null(strstr(r.body, "reasoning"));
+	proto_request_free(&r);
+}
+END_TEST
+
 Suite *proto_suite(void)
 {
 	Suite *s = suite_create("proto");
@@ -292,6 +318,7 @@ Suite *proto_suite(void)
 	tcase_add_test(tc, test_gemini_error_bodies_are_arrays);
 	tcase_add_test(tc, test_protocol_names);
 	tcase_add_test(tc, test_requests_of_each_protocol);
+	tcase_add_test(tc, test_requests_ask_for_reasoning_in_each_protocols_way);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -22,7 +22,9 @@
 PGconn *call_db(struct call *c)
 {
 	if (!c->db) {
+		int64_t t = util_now_us();
 		c->db = db_pool_get(c->app->pool, DB_WAIT_MS);
+		c->t_pool_us += util_now_us() - t;
 		if (!c->db)
 			http_error(c->resp, 503, "unavailable", "database unavailable; retry later");
 	}
@@ -38,10 +40,14 @@ PGconn *call_db(struct call *c)
 static PGresult *exec(struct call *c, const char *sql, int nparams, const char *const *params, int may_retry)
 {
 	PGresult *res;
+	int64_t t;
 
 	if (!call_db(c))
 		return NULL;
+	t = util_now_us();
 	res = db_exec(c->db, sql, nparams, params);
+	c->t_db_us += util_now_us() - t;
+	c->n_db++;
 	if (!res && may_retry && PQstatus(c->db) != CONNECTION_OK) {
 		PQreset(c->db);
 		if (PQstatus(c->db) == CONNECTION_OK) {
@@ -192,8 +198,15 @@ static void dispatch(struct call *c, FCGX_Request *fr)
 			http_error(c->resp, st, "bad_request", "could not read the request body");
 		return;
 	}
-	if ((route->flags & ROUTE_AUTH) && auth_require_session(c) < 0)
-		return;
+	if (route->flags & ROUTE_AUTH) {
+		int64_t t = util_now_us(), db_before = c->t_db_us;
+		int rc = auth_require_session(c);
+		/* the session check's own time, its statements apart */
+		c->t_auth_db_us = c->t_db_us - db_before;
+		c->t_auth_us = util_now_us() - t - c->t_auth_db_us;
+		if (rc < 0)
+			return;
+	}
 	if (is_state_changing(req->method)) {
 		if (!http_origin_allowed(req->origin, c->app->cfg->public_origin, req->host, req->https)) {
 			http_error(c->resp, 403, "forbidden", "cross-origin request refused");
@@ -244,7 +257,6 @@ void call_serve(struct app *app, void *fcgi_request)
 	struct http_request req;
 	struct http_response resp;
 	struct call c;
-	int64_t t0 = util_now_ms();
 
 	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
@@ -253,6 +265,7 @@ void call_serve(struct app *app, void *fcgi_request)
 	c.req = &req;
 	c.resp = &resp;
 	c.fcgi = fr;
+	c.t_start = util_now_us();
 	resp.status = 500;
 	dispatch(&c, fr);
 	if (c.db)
@@ -260,9 +273,16 @@ void call_serve(struct app *app, void *fcgi_request)
 	if (resp.status) {
 		if (resp.status == 500 && !resp.body.len)
 			http_error(&resp, 500, "internal", "internal error; see the server log");
+		int64_t t_written;
 		write_response(fr, &resp);
-		log_debug("request method=%s path=%s status=%d ms=%lld", req.method ? req.method : "-",
-			  req.path, resp.status, (long long)(util_now_ms() - t0));
+		t_written = util_now_us();
+		/* us: in the responder from accept to the answer written; db: in statements (n of them,
+		 * the round trips; auth_db of them the session lookup's), pool: waiting for a
+		 * connection, auth: the session check's own work (docs/BENCHMARKS.md) */
+		log_debug("request method=%s path=%s status=%d us=%lld db_us=%lld db_n=%d auth_db_us=%lld pool_us=%lld "
+			  "auth_us=%lld", req.method ? req.method : "-", req.path, resp.status,
+			  (long long)(t_written - c.t_start), (long long)c.t_db_us, c.n_db, (long long)c.t_auth_db_us,
+			  (long long)c.t_pool_us, (long long)c.t_auth_us);
 	}
 	json_object_put(c.body);
 	free(req.body);

@@ -35,6 +35,9 @@ struct call {
 	long long session_left_ms;	/* until it expires, as of the check */
 	char params[CALL_MAX_PARAMS][37];	/* {id} path parameters, in order */
 	struct json_object *body;	/* parsed body for routes that take one */
+	/* where the request's time went (the debug log's request line), µs */
+	int64_t t_start, t_pool_us, t_db_us, t_auth_us, t_auth_db_us;
+	int n_db;
 };
 
 /*

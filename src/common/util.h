@@ -46,6 +46,7 @@ int util_is_uuid(const char *s, size_t len);
 int util_parse_i64(const char *s, int64_t *out);
 
 int64_t util_now_ms(void);	/* CLOCK_MONOTONIC in ms */
+int64_t util_now_us(void);	/* CLOCK_MONOTONIC in µs */
 
 /* Is s valid UTF-8 (no overlongs, no surrogates)? */
 int util_utf8_valid(const char *s, size_t len);

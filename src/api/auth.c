@@ -37,16 +37,20 @@ static int call_cookie_secure(const struct call *c)
 	return auth_cookie_secure(c->app->cfg->cookie_secure, c->app->cfg->public_origin, c->req->https);
 }
 
-static const char SQL_SESSION[] =
-	"SELECT s.user_id, s.last_seen_at < now() - interval '1 minute', s.id,"
-	" (extract(epoch FROM s.expires_at - now()) * 1000)::bigint "
-	"FROM mjs.sessions s JOIN mjs.users u ON u.id = s.user_id "
-	"WHERE s.token_hash = sha256(convert_to($1, 'UTF8')) AND s.expires_at > now() AND NOT u.disabled";
+const char AUTH_SQL_CHECK[] = "SELECT user_id, session_id, left_ms FROM mjs.session_check($1, $2)";
 
-static const char SQL_SESSION_SEEN[] =
-	"UPDATE mjs.sessions SET last_seen_at = now() WHERE token_hash = sha256(convert_to($1, 'UTF8'))";
+static int is_b64url(const char *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char ch = p[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_'))
+			return 0;
+	}
+	return 1;
+}
 
-/* Reads the session token from the cookie; returns its length or -1. */
+/* Reads the session token from the cookie into token (AUTH_TOKEN_MAX + 1 bytes); returns its length or -1. */
 static int session_token(struct call *c, char *token, size_t len)
 {
 	int n;
@@ -55,43 +59,38 @@ static int session_token(struct call *c, char *token, size_t len)
 		return -1;
 	/* only the name this site sets: a Secure site takes no cookie an insecure origin could plant */
 	n = http_cookie_get(c->req->cookie, call_cookie_secure(c) ? AUTH_COOKIE_SECURE : AUTH_COOKIE, token, len);
-	if (n != AUTH_TOKEN_LEN)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		char ch = token[i];
-		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-		      ch == '-' || ch == '_'))
-			return -1;
-	}
-	return n;
+	if (n == AUTH_TOKEN_LEN && util_is_uuid(token, 36) && token[36] == '.' && is_b64url(token + 37, AUTH_SECRET_LEN))
+		return n;
+	if (n == AUTH_SECRET_LEN && is_b64url(token, n))
+		return n;
+	return -1;
 }
 
 int auth_require_session(struct call *c)
 {
-	char token[64];
-	const char *params[1] = { token };
-	PGresult *res;
+	int n = session_token(c, c->token, sizeof(c->token));
 
-	if (session_token(c, token, sizeof(token)) < 0) {
+	if (n < 0) {
 		http_error(c->resp, 401, "unauthorized", "log in first");
 		return -1;
 	}
-	res = call_read(c, SQL_SESSION, 1, params);
-	if (!res)
-		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		http_error(c->resp, 401, "unauthorized", "session expired or logged out; log in again");
-		return -1;
+	c->auth_pending = 1;
+	if (n == AUTH_TOKEN_LEN) {
+		/* not trusted yet: the check runs in the same transaction as the first statement it is given to */
+		memcpy(c->user_id, c->token, 36);
+		c->user_id[36] = '\0';
+		return 0;
 	}
+	return call_session(c);
+}
+
+void auth_session_checked(struct call *c, const PGresult *res)
+{
 	memcpy(c->user_id, PQgetvalue(res, 0, 0), 36);
 	c->user_id[36] = '\0';
-	c->session_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	c->session_left_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-	if (PQgetvalue(res, 0, 1)[0] == 't')
-		db_command(c->db, SQL_SESSION_SEEN, 1, params);
-	PQclear(res);
-	return 0;
+	c->session_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	c->session_left_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	c->auth_pending = 0;
 }
 
 /* Reads and checks username and password of a register/login body. */
@@ -204,6 +203,7 @@ void auth_login(struct call *c)
 	char *username = NULL, *password = NULL;
 	unsigned char raw[AUTH_TOKEN_BYTES];
 	char token[AUTH_TOKEN_LEN + 1], ttl[24], cookie[256], agent[801];
+	const char *user;
 	PGresult *res = NULL;
 	int ok;
 
@@ -255,12 +255,15 @@ void auth_login(struct call *c)
 		http_error(c->resp, 500, "internal", "no randomness available");
 		goto out;
 	}
-	util_b64url_encode(raw, sizeof(raw), token);
+	user = PQgetvalue(res, 0, 0);
+	memcpy(token, user, 36);
+	token[36] = '.';
+	util_b64url_encode(raw, sizeof(raw), token + 37);
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)c->app->cfg->session_ttl_s);
 	/* a browser's words: any bytes; stored as text, so valid UTF-8 (200 characters at most) */
 	util_utf8_copy(agent, sizeof(agent), c->req->user_agent ? c->req->user_agent : "");
 	{
-		const char *params[5] = { token, PQgetvalue(res, 0, 0), ttl, agent,
+		const char *params[5] = { token, user, ttl, agent,
 					  c->req->remote_addr ? c->req->remote_addr : "" };
 		PGresult *ins = call_exec(c, SQL_LOGIN_SESSION, 5, params);
 		if (!ins)
@@ -275,6 +278,7 @@ void auth_login(struct call *c)
 out:
 	PQclear(res);
 	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(token, sizeof(token));
 	free(username);
 	if (password)
 		explicit_bzero(password, strlen(password));
@@ -285,7 +289,7 @@ static const char SQL_LOGOUT[] = "DELETE FROM mjs.sessions WHERE token_hash = sh
 
 void auth_logout(struct call *c)
 {
-	char token[64], cookie[256];
+	char token[AUTH_TOKEN_MAX + 1], cookie[256];
 
 	if (session_token(c, token, sizeof(token)) >= 0) {
 		const char *params[1] = { token };

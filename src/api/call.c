@@ -32,36 +32,104 @@ PGconn *call_db(struct call *c)
 }
 
 /*
- * Runs sql; with may_retry, a pooled connection the database dropped (a
- * restart, a failover), found dead only when used, is reconnected and the
- * statement goes again, once. Only for a read: a write may have committed
- * before its connection went, so it answers 503 and the client retries.
+ * The pending session check, leading sql in one round trip and transaction
+ * (sql NULL: the check alone). Returns what db_exec would: sql's result, or
+ * NULL, with *refused set when the session is not valid; the check's row is
+ * taken when it passed.
+ */
+static PGresult *exec_checked(struct call *c, const char *sql, int nparams, const char *const *params, int *refused)
+{
+	const char *check_params[2] = { c->token, c->user_id[0] ? c->user_id : NULL };
+	char state[6];
+	PGresult *check, *res;
+	int rc;
+
+	rc = db_exec_guarded(c->db, AUTH_SQL_CHECK, 2, check_params, sql, nparams, params, &check, &res, state, NULL);
+	if (rc == 0) {
+		auth_session_checked(c, check);
+		if (!sql)
+			return check;
+		PQclear(check);
+		return res;
+	}
+	if (rc == -1 && !strcmp(state, "28000"))
+		*refused = 1;
+	else if (rc == -1)
+		log_error("db query failed: sqlstate=%s query=\"session check\"", state[0] ? state : "-");
+	return NULL;
+}
+
+/*
+ * Runs sql, led by the session check while that is pending; with may_retry, a
+ * pooled connection the database dropped (a restart, a failover), found dead
+ * only when used, is reconnected and the statement goes again, once. Only for a
+ * read: a write may have committed before its connection went, so it answers
+ * 503 and the client retries. With sql NULL, runs the pending check alone and
+ * returns its row.
  */
 static PGresult *exec(struct call *c, const char *sql, int nparams, const char *const *params, int may_retry)
 {
 	PGresult *res;
 	int64_t t;
+	int refused = 0;
 
 	if (!call_db(c))
 		return NULL;
 	t = util_now_us();
-	res = db_exec(c->db, sql, nparams, params);
+	if (c->auth_pending)
+		res = exec_checked(c, sql, nparams, params, &refused);
+	else
+		res = db_exec(c->db, sql, nparams, params);
 	c->t_db_us += util_now_us() - t;
 	c->n_db++;
-	if (!res && may_retry && PQstatus(c->db) != CONNECTION_OK) {
+	if (!res && !refused && may_retry && PQstatus(c->db) != CONNECTION_OK) {
 		PQreset(c->db);
 		if (PQstatus(c->db) == CONNECTION_OK) {
 			log_info("db connection of the pool reconnected; the read goes again");
-			res = db_exec(c->db, sql, nparams, params);
+			if (c->auth_pending)
+				res = exec_checked(c, sql, nparams, params, &refused);
+			else
+				res = db_exec(c->db, sql, nparams, params);
 		}
 	}
 	if (!res) {
-		if (PQstatus(c->db) != CONNECTION_OK)
+		if (refused)
+			http_error(c->resp, 401, "unauthorized", "session expired or logged out; log in again");
+		else if (PQstatus(c->db) != CONNECTION_OK)
 			http_error(c->resp, 503, "unavailable", "database connection lost; retry");
 		else
 			http_error(c->resp, 500, "internal", "internal error; see the server log");
 	}
 	return res;
+}
+
+int call_session(struct call *c)
+{
+	PGresult *res;
+
+	if (!c->auth_pending)
+		return 0;
+	res = exec(c, NULL, 0, NULL, 1);
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/*
+ * A request that ran no statement (an answer from memory, or refused before its
+ * work) still had its session checked: its answer stands only if the session
+ * holds; else the check's own answer (401, 503) replaces it.
+ */
+static void settle_session(struct call *c)
+{
+	struct http_response answer = *c->resp;
+
+	memset(c->resp, 0, sizeof(*c->resp));
+	if (call_session(c) < 0) {
+		http_response_free(&answer);
+		return;
+	}
+	http_response_free(c->resp);
+	*c->resp = answer;
 }
 
 PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *const *params)
@@ -268,6 +336,8 @@ void call_serve(struct app *app, void *fcgi_request)
 	c.t_start = util_now_us();
 	resp.status = 500;
 	dispatch(&c, fr);
+	if (c.auth_pending && resp.status)
+		settle_session(&c);
 	if (c.db)
 		db_pool_put(app->pool, c.db);
 	if (resp.status) {

@@ -31,6 +31,8 @@ void events_get(struct call *c)
 	int64_t last;
 	int fd, seat;
 
+	if (call_session(c) < 0)	/* the hub takes the session's id and expiry */
+		return;
 	if (events_last_event_id(c->req->last_event_id, c->req->query, &last) < 0) {
 		http_error(c->resp, 400, "bad_request", "Last-Event-ID must be a non-negative integer");
 		return;

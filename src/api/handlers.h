@@ -31,8 +31,11 @@ struct call {
 	void *fcgi;			/* FCGX_Request *, for events_get only */
 	PGconn *db;			/* taken from the pool by call_db() */
 	char user_id[37];		/* set when the route needs a session */
+	char token[81];			/* the session cookie's token (auth.h) */
+	int auth_pending;		/* the session check is still to run, with the first statement */
 	long long session_id;		/* mjs.sessions.id of that session */
 	long long session_left_ms;	/* until it expires, as of the check */
+	/* user_id comes from the token before the check: nothing may trust it before a statement's answer */
 	char params[CALL_MAX_PARAMS][37];	/* {id} path parameters, in order */
 	struct json_object *body;	/* parsed body for routes that take one */
 	/* where the request's time went (the debug log's request line), µs */
@@ -55,6 +58,13 @@ PGconn *call_db(struct call *c);
  */
 PGresult *call_exec(struct call *c, const char *sql, int nparams, const char *const *params);
 PGresult *call_read(struct call *c, const char *sql, int nparams, const char *const *params);
+
+/*
+ * Runs the session check now if it is still pending (for a handler that needs
+ * the session itself before any statement). Returns 0, or -1 after setting the
+ * response (401, 503).
+ */
+int call_session(struct call *c);
 
 /* Sets a 422 response. */
 void call_invalid(struct call *c, const char *message);

@@ -8,6 +8,8 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <libpq-events.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -73,12 +75,154 @@ static int result_ok(const PGresult *res)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/*
+ * The statements prepared on a pooled connection, as libpq instance data: a
+ * reset (the server forgot them) empties it, closing the connection frees it.
+ * A statement is named after a hash of its text and prepared the first time the
+ * connection runs it; every later run skips parsing and planning.
+ */
+#define PREPARED_MAX 64
+
+struct prepared {
+	int n;
+	struct {
+		uint64_t hash;
+		char *sql;
+	} s[PREPARED_MAX];
+};
+
+static void prepared_clear(struct prepared *p)
+{
+	for (int i = 0; i < p->n; i++)
+		free(p->s[i].sql);
+	p->n = 0;
+}
+
+static int prepared_events(PGEventId id, void *info, void *passthrough)
+{
+	(void)passthrough;
+	if (id == PGEVT_CONNRESET) {
+		PGEventConnReset *e = info;
+		struct prepared *p = PQinstanceData(e->conn, prepared_events);
+		if (p)
+			prepared_clear(p);
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGEventConnDestroy *e = info;
+		struct prepared *p = PQinstanceData(e->conn, prepared_events);
+		if (p) {
+			prepared_clear(p);
+			free(p);
+		}
+	}
+	return 1;
+}
+
+/* Lets conn keep prepared statements. Returns 0, or -1 (it runs them unnamed). */
+static int prepared_enable(PGconn *conn)
+{
+	struct prepared *p = calloc(1, sizeof(*p));
+
+	if (!p || !PQregisterEventProc(conn, prepared_events, "mjs prepared statements", NULL) ||
+	    !PQsetInstanceData(conn, prepared_events, p)) {
+		free(p);
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+
+	for (const unsigned char *c = (const unsigned char *)sql; *c; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * The name sql is prepared under on conn (name: 24 bytes), preparing it first
+ * when it is new there. NULL: run it unnamed (a connection outside the pool, a
+ * full list, a failed prepare: the unnamed run meets and logs the same error).
+ */
+static const char *prepared_name(PGconn *conn, const char *sql, char *name)
+{
+	struct prepared *p = PQinstanceData(conn, prepared_events);
+	uint64_t h;
+	PGresult *res;
+	char *copy;
+
+	if (!p)
+		return NULL;
+	h = sql_hash(sql);
+	snprintf(name, 24, "mjs_%016llx", (unsigned long long)h);
+	for (int i = 0; i < p->n; i++)
+		if (p->s[i].hash == h && !strcmp(p->s[i].sql, sql))
+			return name;
+	if (p->n == PREPARED_MAX || !(copy = strdup(sql)))
+		return NULL;
+	res = PQprepare(conn, name, sql, 0, NULL);
+	if (!result_ok(res)) {
+		PQclear(res);
+		free(copy);
+		return NULL;
+	}
+	PQclear(res);
+	p->s[p->n].hash = h;
+	p->s[p->n].sql = copy;
+	p->n++;
+	return name;
+}
+
+/*
+ * A prepared statement whose plan the server refuses to use again ("cached plan
+ * must not change result type": a migration changed what it reads) is dropped;
+ * the caller runs it once more, prepared anew. Returns whether it was dropped.
+ */
+static int prepared_stale(PGconn *conn, const char *sql, const PGresult *res)
+{
+	struct prepared *p = PQinstanceData(conn, prepared_events);
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	uint64_t h;
+
+	if (!p || !state || strcmp(state, "0A000") != 0 || PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return 0;
+	h = sql_hash(sql);
+	for (int i = 0; i < p->n; i++) {
+		if (p->s[i].hash == h && !strcmp(p->s[i].sql, sql)) {
+			char name[24], dealloc[48];
+			snprintf(name, sizeof(name), "mjs_%016llx", (unsigned long long)h);
+			snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);	/* a name of ours, never a value */
+			PQclear(PQexec(conn, dealloc));
+			free(p->s[i].sql);
+			p->s[i] = p->s[--p->n];
+			log_info("db prepared statement dropped after a schema change: query=\"%.*s\"", sql_head_len(sql),
+				 sql);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static PGresult *exec_once(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	char buf[24];
+	const char *name = prepared_name(conn, sql, buf);
+
+	if (name)
+		return PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+	return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
 PGresult *db_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *params, char *sqlstate)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = exec_once(conn, sql, nparams, params);
 
 	if (sqlstate)
 		sqlstate[0] = '\0';
+	if (!result_ok(res) && prepared_stale(conn, sql, res)) {
+		PQclear(res);
+		res = exec_once(conn, sql, nparams, params);
+	}
 	if (result_ok(res))
 		return res;
 	log_failure(conn, sql, res, sqlstate);
@@ -128,6 +272,89 @@ int db_collect(PGconn *conn, const char *sql, int wait, PGresult **out, char *sq
 	else
 		PQclear(answer);
 	return 1;
+}
+
+static int send_one(PGconn *conn, const char *name, const char *sql, int n, const char *const *params)
+{
+	if (name)
+		return PQsendQueryPrepared(conn, name, n, params, NULL, NULL, 0);
+	return PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+static int exec_guarded(PGconn *conn, const char *guard, int gn, const char *const *gparams, const char *sql, int n,
+			const char *const *params, PGresult **guard_res, PGresult **res, char *guard_state,
+			char *sqlstate, int again)
+{
+	PGresult *got[2] = { NULL, NULL };
+	int idx = 0, nq = sql ? 2 : 1, synced = 0, rc;
+	char gbuf[24], sbuf[24];
+	/* prepared (when new) before the pipeline: a statement of a pipeline cannot wait for another's answer */
+	const char *gname = prepared_name(conn, guard, gbuf), *sname = sql ? prepared_name(conn, sql, sbuf) : NULL;
+
+	*guard_res = *res = NULL;
+	guard_state[0] = '\0';
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	if (!PQenterPipelineMode(conn)) {
+		log_failure(conn, guard, NULL, sqlstate);
+		return -2;
+	}
+	if (!send_one(conn, gname, guard, gn, gparams) || (sql && !send_one(conn, sname, sql, n, params)) ||
+	    !PQpipelineSync(conn)) {
+		log_failure(conn, sql ? sql : guard, NULL, sqlstate);
+		idx = nq + 1;	/* nothing to wait for (a failed send broke the connection) */
+	}
+	/* each statement's result then a NULL, the second aborted when the first failed; then the sync */
+	while (!synced && idx <= nq) {
+		PGresult *r = PQgetResult(conn);
+		if (!r) {
+			if (PQstatus(conn) != CONNECTION_OK || ++idx > nq)
+				break;
+			continue;
+		}
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+			synced = 1;
+		else if (idx < nq && !got[idx]) {
+			got[idx] = r;
+			continue;
+		}
+		PQclear(r);
+	}
+	if (!PQexitPipelineMode(conn) && PQstatus(conn) == CONNECTION_OK) {
+		/* results left over: a connection in a state nobody can use; start it afresh */
+		log_error("db pipeline left unfinished; reconnecting: %s", PQerrorMessage(conn));
+		PQreset(conn);
+		synced = 0;
+	}
+	if (synced && got[0] && result_ok(got[0]) && (!sql || (got[1] && result_ok(got[1])))) {
+		*guard_res = got[0];
+		*res = got[1];
+		return 0;
+	}
+	if (synced && !again && (prepared_stale(conn, guard, got[0]) | (sql && prepared_stale(conn, sql, got[1])))) {
+		/* nothing of it stayed (one transaction): run it again, prepared anew */
+		PQclear(got[0]);
+		PQclear(got[1]);
+		return exec_guarded(conn, guard, gn, gparams, sql, n, params, guard_res, res, guard_state, sqlstate, 1);
+	}
+	if (synced && got[0] && PQresultStatus(got[0]) == PGRES_FATAL_ERROR) {
+		const char *state = PQresultErrorField(got[0], PG_DIAG_SQLSTATE);
+		snprintf(guard_state, 6, "%.5s", state ? state : "");
+		rc = -1;
+	} else {
+		PGresult *bad = got[1] && !result_ok(got[1]) ? got[1] : got[0] && !result_ok(got[0]) ? got[0] : NULL;
+		log_failure(conn, (bad && bad == got[0]) || !sql ? guard : sql, bad, sqlstate);
+		rc = -2;
+	}
+	PQclear(got[0]);
+	PQclear(got[1]);
+	return rc;
+}
+
+int db_exec_guarded(PGconn *conn, const char *guard, int gn, const char *const *gparams, const char *sql, int n,
+		    const char *const *params, PGresult **guard_res, PGresult **res, char *guard_state, char *sqlstate)
+{
+	return exec_guarded(conn, guard, gn, gparams, sql, n, params, guard_res, res, guard_state, sqlstate, 0);
 }
 
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
@@ -227,6 +454,8 @@ PGconn *db_pool_get(struct db_pool *pool, int timeout_ms)
 	}
 	if (make) {
 		conn = db_connect(pool->conninfo);
+		if (conn && prepared_enable(conn) < 0)
+			log_warn("db pool: this connection runs its statements unprepared (no memory)");
 		if (!conn) {
 			pthread_mutex_lock(&pool->lock);
 			pool->created--;

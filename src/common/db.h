@@ -47,6 +47,18 @@ int db_send(PGconn *conn, const char *sql, int nparams, const char *const *param
  */
 int db_collect(PGconn *conn, const char *sql, int wait, PGresult **out, char *sqlstate);
 
+/*
+ * Runs guard, then sql, in one round trip and one transaction (libpq's pipeline
+ * mode, one sync): sql runs only when guard succeeds, and nothing of either stays
+ * when one fails. sql may be NULL: guard alone, its refusal told apart as below.
+ * Returns 0 with both results (caller PQclear()s them); -1 when
+ * guard failed, with its SQLSTATE in guard_state (6 bytes; not logged: what a
+ * refusal means is the caller's); -2 when sql or the connection failed (logged,
+ * sqlstate set as db_exec_state sets it).
+ */
+int db_exec_guarded(PGconn *conn, const char *guard, int gn, const char *const *gparams, const char *sql, int n,
+		    const char *const *params, PGresult **guard_res, PGresult **res, char *guard_state, char *sqlstate);
+
 /* Runs a statement for its effect only. Returns 0 or -1 (logged). */
 int db_command(PGconn *conn, const char *sql, int nparams, const char *const *params);
 

@@ -5,6 +5,7 @@ passwords stored only as hashes.
 """
 
 from contextlib import ExitStack
+import secrets
 
 import mjs
 
@@ -244,3 +245,77 @@ def test_expired_sessions_are_deleted_by_the_worker():
         with mjs.worker_with(log_level='info'):
             mjs.wait_until(lambda: mjs.psql_value(count) == '0', 20, 'the expired session to be deleted')
         assert c.me()['id'] == c.user_id, 'the live session went too'
+
+
+def counts_of(*user_ids):
+    """Conversations, messages and events of these users: what a refused request must leave alone."""
+    return mjs.psql("SELECT (SELECT count(*) FROM mjs.conversations WHERE user_id::text = ANY(:'p1'::text[])),"
+                    " (SELECT count(*) FROM mjs.messages WHERE user_id::text = ANY(:'p1'::text[])),"
+                    " (SELECT count(*) FROM mjs.events WHERE user_id::text = ANY(:'p1'::text[]))",
+                    '{%s}' % ','.join(user_ids))
+
+
+@mjs.timeout(60)
+def test_a_cookie_naming_another_user_or_logged_out_writes_nothing_and_is_401():
+    """The session check leads each request's own statement in one round trip
+    (mjs-api(8)): a cookie whose user part names someone else, or whose session
+    ended, gets 401 for reads and writes alike and changes nothing for anybody."""
+    with ExitStack() as stack:
+        alice = stack.enter_context(mjs.Client())
+        alice.signup()
+        bob = stack.enter_context(mjs.Client())
+        bob.signup()
+        conv = bob.create_conversation('bob\'s')
+        token = alice.session
+        assert token.startswith(alice.user_id + '.'), 'a session token names its user: %r' % token
+        secret = token.split('.', 1)[1]
+        forged = 'mjs_session=%s.%s' % (bob.user_id, secret)
+        ended = stack.enter_context(alice.another_device())
+        ended_cookie = 'mjs_session=' + ended.session
+        ended.post('/api/auth/logout').expect(204)
+        before = counts_of(alice.user_id, bob.user_id)
+
+        for cookie in (forged, ended_cookie):
+            for method, path, body in (
+                    ('GET', '/api/me', None),
+                    ('GET', '/api/models', None),      # answered from memory: still checked
+                    ('GET', '/api/conversations', None),
+                    ('GET', '/api/conversations/%s/messages' % conv['id'], None),
+                    ('POST', '/api/conversations', {'title': 'forged'}),
+                    ('PATCH', '/api/conversations/' + conv['id'], {'title': 'forged'}),
+                    ('POST', '/api/conversations/%s/messages' % conv['id'], {'content': 'forged'}),
+                    ('DELETE', '/api/conversations/' + conv['id'], None),
+                    # refused before any statement (a field, the JSON): the session still answers first
+                    ('POST', '/api/conversations', {'title': 7}),
+                    ('POST', '/api/conversations', None)):
+                r = alice.request(method, path, body, cookie=cookie,
+                                  raw=b'{' if body is None and method == 'POST' else None)
+                mjs.assert_error(r, 401, 'unauthorized')
+            with mjs.SSE(None, cookie=cookie) as s:
+                assert s.status == 401, 'a stream with %s: %s' % (cookie[:20], s.status)
+        assert counts_of(alice.user_id, bob.user_id) == before, 'a refused request changed something'
+        assert bob.get('/api/conversations/%s/messages' % conv['id']).expect(200)['items'] == []
+        assert [c['title'] for c in bob.get('/api/conversations').expect(200)['items']] == ["bob's"]
+        assert alice.get('/api/conversations').expect(200)['items'] == []
+        alice.me()
+
+
+@mjs.timeout(60)
+def test_a_session_token_of_the_older_form_still_works():
+    """Tokens made before they named their user (the secret alone) stay valid
+    until they expire: their check runs before the request's work."""
+    with mjs.Client() as c:
+        c.signup()
+        old = secrets.token_urlsafe(32)
+        assert len(old) == 43
+        mjs.psql("INSERT INTO mjs.sessions (token_hash, user_id, expires_at) "
+                 "VALUES (sha256(convert_to(:'p1', 'UTF8')), :'p2', now() + interval '1 hour')", old, c.user_id)
+        cookie = 'mjs_session=' + old
+        me = c.get('/api/me', cookie=cookie).expect(200)
+        assert me['id'] == c.user_id, me
+        conv = c.post('/api/conversations', {'title': 'old token'}, cookie=cookie).expect(201)
+        assert conv['title'] == 'old token'
+        with mjs.SSE(None, cookie=cookie) as s:
+            assert s.status == 200, 'a stream with an older token: %s' % s.status
+        c.post('/api/auth/logout', cookie=cookie).expect(204)
+        mjs.assert_error(c.get('/api/me', cookie=cookie), 401, 'unauthorized')

@@ -23,6 +23,7 @@ int main(void)
 	srunner_add_suite(sr, task_proto_suite());
 	srunner_add_suite(sr, delivery_suite());
 	srunner_add_suite(sr, gen_suite());
+	srunner_add_suite(sr, pace_suite());
 	srunner_add_suite(sr, bench_suite());
 	srunner_add_suite(sr, proto_suite());
 	srunner_run_all(sr, CK_NORMAL);

@@ -19,6 +19,7 @@ Suite *upstream_sse_suite(void);
 Suite *task_proto_suite(void);
 Suite *delivery_suite(void);
 Suite *gen_suite(void);
+Suite *pace_suite(void);
 Suite *bench_suite(void);
 Suite *proto_suite(void);
 

@@ -55,6 +55,7 @@ static const struct key keys[] = {
 	{ "video_url", T_STRING, OFF(video_url), "", 0, 0 },
 	{ "video_api_key", T_STRING, OFF(video_api_key), "", 0, 0 },
 	{ "flush_interval", T_DURATION, OFF(flush_interval_ms), "30ms", 1, 10000 },
+	{ "flush_min_interval", T_DURATION, OFF(flush_min_interval_ms), "5ms", 0, 10000 },
 	{ "flush_max_bytes", T_SIZE, OFF(flush_max_bytes), "16k", 256, 1 << 20 },
 	{ "max_generations", T_INT, OFF(max_generations), "500", 1, 100000 },
 	{ "lease_time", T_DURATION, OFF(lease_time_ms), "30s", 3000, 3600000 },

@@ -77,7 +77,8 @@ struct config {
 	char *image_secret;
 	char *video_url;
 	char *video_api_key;
-	int flush_interval_ms;
+	int flush_interval_ms;		/* the longest a token waits for its flush (worker/pace.h) */
+	int flush_min_interval_ms;	/* the shortest gap between the starts of two flushes */
 	size_t flush_max_bytes;
 	int max_generations;
 	int lease_time_ms;

@@ -91,6 +91,7 @@ START_TEST(test_defaults_match_the_key_table)
 	ck_assert_str_eq(cfg.video_url, "");
 	ck_assert_str_eq(cfg.video_api_key, "");
 	ck_assert_int_eq(cfg.flush_interval_ms, 30);
+	ck_assert_int_eq(cfg.flush_min_interval_ms, 5);
 	ck_assert_uint_eq(cfg.flush_max_bytes, 16 * 1024);
 	ck_assert_int_eq(cfg.max_generations, 500);
 	ck_assert_int_eq(cfg.lease_time_ms, 30000);
@@ -243,6 +244,8 @@ START_TEST(test_set_duration_stores_ms_or_seconds_within_bounds)
 	ck_assert_int_eq(cfg.keepalive_interval_ms, 60000);
 	ck_assert_int_eq(config_set(&cfg, "flush_interval", "5ms", err, sizeof(err)), 0);
 	ck_assert_int_eq(cfg.flush_interval_ms, 5);
+	ck_assert_int_eq(config_set(&cfg, "flush_min_interval", "0", err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.flush_min_interval_ms, 0);
 	ck_assert_int_eq(config_set(&cfg, "shutdown_grace", "0", err, sizeof(err)), 0);
 	ck_assert_int_eq(cfg.shutdown_grace_ms, 0);
 	ck_assert_int_eq(config_set(&cfg, "lease_time", "1h", err, sizeof(err)), 0);
@@ -264,6 +267,7 @@ START_TEST(test_set_duration_stores_ms_or_seconds_within_bounds)
 
 	assert_rejected("keepalive_interval", "2h");
 	assert_rejected("flush_interval", "0");
+	assert_rejected("flush_min_interval", "11s");
 	assert_rejected("lease_time", "2999ms");
 	assert_rejected("session_ttl", "59s");
 	assert_rejected("session_ttl", "500ms");

@@ -1,12 +1,16 @@
 /*
  * mjs-worker: runs AI replies independent of any browser. One thread, one loop:
  * curl multi pumps every upstream stream; the LISTEN connection (mjs_work,
- * mjs_stop) wakes it; every flush_interval the text and status changes of all
- * running generations go to PostgreSQL in one transaction, so commits per
- * second stay flat however many tokens arrive. The flush is sent without
- * waiting: the loop keeps reading the upstreams while PostgreSQL commits, and
- * takes the answer when the database socket turns readable. While a flush is in
- * flight the connection runs nothing else (claims and renewals wait for it).
+ * mjs_stop) wakes it. The text and status changes of all running generations
+ * go to PostgreSQL in one transaction, the flush, paced as a database paces
+ * group commit (pace.h): one starts as soon as there is news and none is in
+ * flight, at least flush_min_interval after the previous one started, so a
+ * token at light load waits for no tick, and under load the flush in flight
+ * batches the next, so commits per second stay bounded however many tokens
+ * arrive. The flush is sent without waiting: the loop keeps reading the
+ * upstreams while PostgreSQL commits, and takes the answer when the database
+ * socket turns readable. While a flush is in flight the connection runs
+ * nothing else (claims and renewals wait for it).
  * SIGTERM/SIGINT: stop claiming, let running replies finish for shutdown_grace,
  * then flush what arrived and hand the rest back (another worker resumes them
  * per the recovery rule). SIGHUP: re-read the config file and apply log_level
@@ -19,6 +23,7 @@
 #include "worker/chat.h"
 #include "worker/janitor.h"
 #include "worker/jobs.h"
+#include "worker/pace.h"
 #include "worker/retention.h"
 #include "worker/taskq.h"
 
@@ -34,13 +39,6 @@
 #define CLAIM_POLL_MS 1000
 #define DB_RETRY_MS 1000
 #define FINISHED_CLAIM_MS 50	/* a claim after replies finished waits this long for more to finish */
-/*
- * Upstream data is read at most this often, and right before every flush: one
- * wake-up per packet costs a walk over every transfer (curl_multi_poll and
- * curl_multi_perform) thousands of times a second, and a token read earlier
- * than the next flush reaches no tab sooner.
- */
-#define READ_BATCH_MS 10
 
 static volatile sig_atomic_t stop_signal, hup_signal;
 
@@ -70,7 +68,8 @@ struct worker {
 	char isolating_id[37];	/* the gen the flush in flight carries alone, or "" */
 	int want_tasks;		/* claim tasks now */
 	int flushing;		/* a flush is in flight on db */
-	int64_t next_claim, next_flush, next_renew, db_retry_at, last_read;
+	struct pace pace;	/* when the next flush starts and the upstreams are read */
+	int64_t next_claim, next_renew, db_retry_at, last_read;
 	const char *config_path;	/* re-read on SIGHUP */
 	int config_must_exist;
 };
@@ -219,7 +218,7 @@ static void check_gens(struct worker *w, int64_t now)
 			chat_abort(w->multi, g);
 			gen_set_status(g, "failed", "the upstream stalled mid-reply (idle_timeout); the text so far is kept");
 		} else if (g->pending.len + g->pending_reasoning.len >= w->cfg->flush_max_bytes) {
-			w->next_flush = now;	/* a big buffer goes out now */
+			pace_urgent(&w->pace);	/* a big buffer goes out without waiting for the gap */
 		}
 	}
 }
@@ -301,7 +300,19 @@ static void flush_refused(struct worker *w)
 	}
 }
 
-/* Sends the tick's flush; the next one is due flush_interval after this one started. */
+/* When the next flush starts (pace.h): now, later, or PACE_NEVER. */
+static int64_t flush_at(struct worker *w, int64_t now)
+{
+	int news = 0;
+
+	if (!w->db)
+		return PACE_NEVER;
+	for (struct gen *g = w->gens; g && !news; g = g->next)
+		news = g->dirty;
+	return pace_next_flush(&w->pace, w->flushing, news, now);
+}
+
+/* Sends the flush of every gen with news; the next one waits for its answer. */
 static void flush_start(struct worker *w, int64_t now)
 {
 	struct gen *only = NULL;
@@ -309,7 +320,7 @@ static void flush_start(struct worker *w, int64_t now)
 
 	if (w->flushing)
 		return;		/* the next flush goes out when this one is answered */
-	w->next_flush = now + w->cfg->flush_interval_ms;
+	pace_started(&w->pace, now);	/* also when nothing goes out: tried again after the gap */
 	w->isolating_id[0] = '\0';
 	if (w->isolating) {
 		if (!next_suspect(w)) {
@@ -331,6 +342,8 @@ static void flush_start(struct worker *w, int64_t now)
 		drop_finished(w);
 	else if (PQstatus(w->db) != CONNECTION_OK)
 		db_lost(w);
+	else
+		pace_failed(&w->pace);
 }
 
 /* Takes the flush's answer once it has arrived (after PQconsumeInput). */
@@ -352,8 +365,10 @@ static void flush_collect(struct worker *w)
 	} else if (PQstatus(w->db) != CONNECTION_OK) {
 		db_lost(w);
 	} else if (rc == -2) {
-		flush_refused(w);
-	}	/* else a passing failure: the same news goes with the next flush */
+		flush_refused(w);	/* the next flushes find the reply, at the usual pace */
+	} else {
+		pace_failed(&w->pace);	/* a passing failure: the same news goes again after flush_interval */
+	}
 }
 
 /* Takes in what the upstreams sent (curl_multi_perform reads every transfer). */
@@ -372,10 +387,11 @@ static int next_timeout(struct worker *w, int64_t now)
 
 	if (w->next_renew < t && !w->flushing)
 		t = w->next_renew;
+	/* while a flush is in flight its answer on the database socket wakes the loop */
+	due = flush_at(w, now);
+	if (due < t)
+		t = due;
 	for (struct gen *g = w->gens; g; g = g->next) {
-		/* while a flush is in flight its answer on the database socket wakes the loop */
-		if (g->dirty && !w->flushing && w->next_flush < t)
-			t = w->next_flush;
 		if (!g->easy || g->final)
 			continue;
 		/* wake for the first-token or idle timeout itself, not up to a second later */
@@ -406,6 +422,7 @@ static void run(struct worker *w)
 		struct pollfd pfd[2];
 		int nextra = 0, timeout, read = 0;
 		int flush_due;
+		int64_t read_at;
 
 		if (db_ensure(w) == 0) {
 			extra[nextra].fd = PQsocket(w->db);
@@ -416,14 +433,16 @@ static void run(struct worker *w)
 			extra[nextra++].events = CURL_WAIT_POLLIN;
 		}
 		timeout = next_timeout(w, now);
-		flush_due = w->db && !w->flushing && now >= w->next_flush;
-		if (flush_due || now - w->last_read >= READ_BATCH_MS) {
+		flush_due = flush_at(w, now) <= now;
+		read_at = pace_next_read(&w->pace, w->flushing, w->last_read);
+		if (flush_due || now >= read_at) {
+			/* idle: the first packet wakes the loop, and its token goes out at once */
 			curl_multi_poll(w->multi, extra, (unsigned)nextra, flush_due ? 0 : timeout, NULL);
 			read_upstream(w);
 			read = 1;
 		} else {
 			/* between reads only the database (flush answers, notifications) wakes the loop */
-			int wait = (int)(READ_BATCH_MS - (now - w->last_read));
+			int wait = (int)(read_at - now);
 
 			for (int i = 0; i < nextra; i++)
 				pfd[i] = (struct pollfd){ .fd = extra[i].fd, .events = POLLIN };
@@ -455,11 +474,13 @@ static void run(struct worker *w)
 			hup_signal = 0;
 			config_reload_log_level(w->config_path, w->config_must_exist);
 		}
-		if (w->db && !w->flushing && now >= w->next_flush) {
-			/* woken for the flush by the poll above: what arrived meanwhile goes too */
+		if (flush_at(w, now) <= now) {
+			/* woken for the flush (a gap over, an answer in): what arrived meanwhile goes too */
 			if (!read)
 				read_upstream(w);
 			flush_start(w, now);
+		} else if (!w->flushing) {
+			drop_finished(w);	/* ended with nothing to write (lease lost, dropped): leave now */
 		}
 		janitor_tick(&w->janitor, now);
 		if (!stop_signal)
@@ -554,8 +575,10 @@ int main(int argc, char **argv)
 	retention_init(&w.retention, &cfg, util_now_ms());
 	janitor_init(&w.janitor, &cfg, util_now_ms());
 	w.tasks = taskq_new(&cfg, w.multi, w.name);
-	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d upstreams=%d", w.name,
-		 cfg.max_generations, cfg.flush_interval_ms, cfg.nupstreams);
+	pace_init(&w.pace, cfg.flush_min_interval_ms, cfg.flush_interval_ms);
+	log_info("mjs-worker started name=%s max_generations=%d flush_interval_ms=%d flush_min_interval_ms=%d "
+		 "upstreams=%d", w.name, cfg.max_generations, cfg.flush_interval_ms, cfg.flush_min_interval_ms,
+		 cfg.nupstreams);
 	for (int i = 0; i < cfg.nupstreams; i++)
 		log_info("upstream name=%s protocol=%s url=%s models=%d", cfg.upstreams[i].name,
 			 config_protocol_name(cfg.upstreams[i].protocol), cfg.upstreams[i].url, cfg.upstreams[i].nmodels);

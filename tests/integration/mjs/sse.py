@@ -86,9 +86,13 @@ class ChunkedDecoder:
 
 
 class Event:
-    """One dispatched SSE event: id (int when numeric), event type, data text and its JSON."""
+    """
+    One dispatched SSE event: id (int when numeric), event type, data text and
+    its JSON; received_at (time.monotonic) and received_ns (time.time_ns, the
+    clock the fake upstream's stamp knob writes into tokens) when it was parsed.
+    """
 
-    __slots__ = ('id', 'event', 'data', 'json', 'received_at')
+    __slots__ = ('id', 'event', 'data', 'json', 'received_at', 'received_ns')
 
     def __init__(self, id, event, data):
         self.id = int(id) if id.isdigit() else id
@@ -99,6 +103,7 @@ class Event:
         except ValueError:
             self.json = None
         self.received_at = time.monotonic()
+        self.received_ns = time.time_ns()
 
     def __repr__(self):
         return 'Event(id=%r, event=%r, data=%s)' % (self.id, self.event, short(self.data, 160))

@@ -18,8 +18,8 @@
  *      previous flush (at most 1000/flush_min_interval notifying commits a
  *      second per worker), nor later than flush_interval after it (a minimum
  *      configured above flush_interval is cut to it).
- * A token is therefore written at most max(gap, the flush in flight) after it
- * was read, where gap = min(flush_min_interval, flush_interval).
+ * So the flush of a token starts at most max(gap, what is left of the flush in
+ * flight) after the token was read, gap = min(flush_min_interval, flush_interval).
  *
  * Reads follow the same clock (pace_next_read): reading earlier than a flush
  * can start brings no token to a tab sooner, reading later delays it.

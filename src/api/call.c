@@ -347,7 +347,7 @@ void call_serve(struct app *app, void *fcgi_request)
 		write_response(fr, &resp);
 		t_written = util_now_us();
 		/* us: in the responder from accept to the answer written; db: in statements (n of them,
-		 * the round trips; auth_db of them the session lookup's), pool: waiting for a
+		 * the round trips; auth_db of them a session check run alone), pool: waiting for a
 		 * connection, auth: the session check's own work (docs/BENCHMARKS.md) */
 		log_debug("request method=%s path=%s status=%d us=%lld db_us=%lld db_n=%d auth_db_us=%lld pool_us=%lld "
 			  "auth_us=%lld", req.method ? req.method : "-", req.path, resp.status,

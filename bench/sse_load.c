@@ -69,6 +69,7 @@ enum phase {
 
 struct user {
 	char *cookie;		/* the Cookie header value */
+	char *name;		/* the line as it is: with -N, the user's channel */
 	int64_t max_seq;	/* highest seq any of its tabs saw */
 };
 
@@ -111,6 +112,7 @@ struct opts {
 	int reconnect_ms;		/* 0: use the server's retry */
 	const char *ready_file;
 	const char *path;
+	const char *publish;		/* -N: nchan, the publisher's path prefix */
 	const char *measure;		/* comma-separated event types */
 	int verbose;
 	double write_rate;		/* renames per second, 0: no writer */
@@ -318,7 +320,8 @@ static int read_cookies(struct load *L)
 		u = &L->users[L->nusers];
 		memset(u, 0, sizeof(*u));
 		u->cookie = cookie_header_dup(s);
-		if (!u->cookie)
+		u->name = strdup(s);
+		if (!u->cookie || !u->name)
 			goto out;
 		L->nusers++;
 	}
@@ -444,7 +447,8 @@ static void tab_connect(struct load *L, int i)
 {
 	struct tab *t = &L->tabs[i];
 	struct epoll_event ev;
-	size_t cap = 256 + strlen(L->o.path) + strlen(L->host_header) + strlen(L->users[t->user].cookie);
+	size_t cap = 256 + strlen(L->o.path) + strlen(L->host_header) + strlen(L->users[t->user].cookie) +
+		     strlen(L->users[t->user].name);
 	int n, one = 1;
 
 	t->started_ns = mono_ns();
@@ -459,7 +463,13 @@ static void tab_connect(struct load *L, int i)
 	t->req = malloc(cap);
 	if (!t->req)
 		die("out of memory");
-	if (t->have_seq)
+	if (L->o.publish)
+		/* nchan: the user's channel under -P; no session, no seq to resume from */
+		n = snprintf(t->req, cap,
+			     "GET %s%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+			     "Cache-Control: no-cache\r\n\r\n",
+			     L->o.path, L->users[t->user].name, L->host_header);
+	else if (t->have_seq)
 		n = snprintf(t->req, cap,
 			     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
 			     "Cache-Control: no-cache\r\nCookie: %s\r\nLast-Event-ID: %" PRId64 "\r\n\r\n",
@@ -607,7 +617,9 @@ static void on_event(void *ctx, const struct sse_event *ev)
 	if (!L->first_event_ns)
 		L->first_event_ns = L->last_event_ns;
 	count_type(L, ev->type);
-	if (!ev->has_id) {
+	if (L->o.publish) {
+		/* nchan's ids are its own ("time:tag"): no seq to check, only the stamps */
+	} else if (!ev->has_id) {
 		L->no_id++;
 	} else if (!strcmp(ev->type, "reset")) {
 		L->resets++;
@@ -894,14 +906,22 @@ static void writer_send(struct load *L)
 
 	w->next_target = (w->next_target + 1) % w->ntargets;
 	blen = snprintf(body, sizeof(body), "{\"title\":\"bench @T%019" PRId64 "\"}", real_ns());
-	cap = 512 + strlen(t->cookie) + strlen(t->conversation) + strlen(L->host_header);
+	cap = 512 + strlen(t->cookie) + strlen(t->conversation) + strlen(L->host_header) +
+	      (L->o.publish ? strlen(L->o.publish) : 0);
 	w->req = malloc(cap);
 	if (!w->req)
 		die("out of memory");
-	n = snprintf(w->req, cap,
-		     "PATCH /api/conversations/%s HTTP/1.1\r\nHost: %s\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %d\r\nCookie: %s\r\n\r\n%s",
-		     t->conversation, L->host_header, blen, t->cookie, body);
+	if (L->o.publish)
+		/* nchan: the same body published to the channel named where the conversation id goes */
+		n = snprintf(w->req, cap,
+			     "POST %s%s HTTP/1.1\r\nHost: %s\r\n"
+			     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			     L->o.publish, t->conversation, L->host_header, blen, body);
+	else
+		n = snprintf(w->req, cap,
+			     "PATCH /api/conversations/%s HTTP/1.1\r\nHost: %s\r\n"
+			     "Content-Type: application/json\r\nContent-Length: %d\r\nCookie: %s\r\n\r\n%s",
+			     t->conversation, L->host_header, blen, t->cookie, body);
 	if (n < 0 || (size_t)n >= cap)
 		die("request too long");
 	w->req_len = (size_t)n;
@@ -1273,8 +1293,10 @@ static void cleanup(struct load *L)
 			close(t->fd);
 		tab_reset_parser(t);
 	}
-	for (int u = 0; u < L->nusers; u++)
+	for (int u = 0; u < L->nusers; u++) {
 		free(L->users[u].cookie);
+		free(L->users[u].name);
+	}
 	free(L->users);
 	for (int k = 0; k < L->w.ntargets; k++) {
 		free(L->w.targets[k].cookie);
@@ -1316,7 +1338,10 @@ static void usage(FILE *f)
 	      "  -e TYPES       comma-separated event types whose stamps are measured\n"
 	      "                 (default message.delta,conversation.updated)\n"
 	      "  -w FILE        write FILE when every tab is open (or failed)\n"
-	      "  -P PATH        request path (default /api/events)\n"
+	      "  -P PATH        request path (default /api/events); with -N the prefix of each\n"
+	      "                 user's channel (its line in COOKIES), e.g. /sub/\n"
+	      "  -N PREFIX      nchan: the writer POSTs to PREFIX<CONVERSATION-ID> (e.g. /pub/)\n"
+	      "                 instead of renaming; no session, seqs not checked\n"
 	      "  -W PER_SEC     the change writer: renames per second over one keep-alive\n"
 	      "                 connection, \"@T<ns>\" in each title (needs -C)\n"
 	      "  -C FILE        writer targets, \"COOKIE CONVERSATION-ID\" per line, used in turn\n"
@@ -1364,7 +1389,7 @@ int main(int argc, char **argv)
 	L.o.max_connecting = 256;
 	L.o.path = "/api/events";
 	L.o.measure = "message.delta,conversation.updated";
-	while ((c = getopt(argc, argv, "H:p:c:t:d:n:o:T:i:r:m:RD:e:w:P:W:C:S:I:vh")) != -1) {
+	while ((c = getopt(argc, argv, "H:p:c:t:d:n:o:T:i:r:m:RD:e:w:P:N:W:C:S:I:vh")) != -1) {
 		switch (c) {
 		case 'H': L.o.host = optarg; break;
 		case 'p': L.o.port = (int)parse_count(optarg, "port", 65535); break;
@@ -1382,6 +1407,7 @@ int main(int argc, char **argv)
 		case 'e': L.o.measure = optarg; break;
 		case 'w': L.o.ready_file = optarg; break;
 		case 'P': L.o.path = optarg; break;
+		case 'N': L.o.publish = optarg; break;
 		case 'W': L.o.write_rate = parse_seconds(optarg, "write rate"); break;
 		case 'C': L.o.targets = optarg; break;
 		case 'S': L.o.settle_s = parse_seconds(optarg, "settle time"); break;

@@ -8,6 +8,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <libpq-events.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -420,6 +421,28 @@ void db_pool_free(struct db_pool *pool)
 	free(pool);
 }
 
+/*
+ * Whether an idle connection was closed by the server (a restart, a failover,
+ * pg_terminate_backend): a healthy idle connection has nothing to read, a closed
+ * one has its farewell or the end of the stream. No round trip: one poll().
+ */
+static int idle_conn_closed(PGconn *conn)
+{
+	struct pollfd p = { .fd = PQsocket(conn), .events = POLLIN };
+
+	if (p.fd < 0)
+		return 1;
+	/* the farewell (a FATAL error, which libpq passes to the notice processor) and the end of
+	 * the stream may take two reads: libpq sees the end only on a read that returns nothing */
+	for (int i = 0; i < 4; i++) {
+		if (poll(&p, 1, 0) <= 0)
+			break;
+		if (!PQconsumeInput(conn))
+			return 1;
+	}
+	return PQstatus(conn) != CONNECTION_OK;
+}
+
 PGconn *db_pool_get(struct db_pool *pool, int timeout_ms)
 {
 	struct timespec deadline;
@@ -451,6 +474,22 @@ PGconn *db_pool_get(struct db_pool *pool, int timeout_ms)
 	if (!conn && !make) {
 		log_warn("db pool exhausted: waited_ms=%d size=%d", timeout_ms, pool->size);
 		return NULL;
+	}
+	if (conn && idle_conn_closed(conn)) {
+		/* made anew before it is lent: a write on it would fail without knowing whether it ran */
+		log_info("db pool: a connection the server closed while idle is made anew");
+		PQreset(conn);
+		if (PQstatus(conn) != CONNECTION_OK) {
+			const char *msg = PQerrorMessage(conn);
+			log_warn("db pool: reconnecting failed: %.*s", (int)strcspn(msg, "\n"), msg);
+			PQfinish(conn);
+			conn = NULL;
+			pthread_mutex_lock(&pool->lock);
+			pool->created--;
+			pthread_cond_signal(&pool->returned);
+			pthread_mutex_unlock(&pool->lock);
+			return NULL;
+		}
 	}
 	if (make) {
 		conn = db_connect(pool->conninfo);

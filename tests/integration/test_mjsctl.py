@@ -401,3 +401,40 @@ def test_database_down_is_exit_3_with_a_clear_message():
         report = json.loads(out)
         assert report['ok'] is False and report['checks'][-1]['name'] == 'database', report
         assert 'cannot connect' in report['checks'][-1]['detail'], report
+
+
+@mjs.timeout(120)
+def test_a_migration_that_changes_what_a_read_returns_needs_no_restart():
+    """mjs-api keeps each statement prepared on its pooled connections
+    (mjs-api(8)). A migration that changes a function's result type makes
+    PostgreSQL refuse the plans prepared before it ("cached plan must not change
+    result type"); the responders prepare them anew and the API goes on
+    answering, with no restart, before and after mjsctl migrate puts the file's
+    definition back."""
+    sig = 'mjs.conversation_page(uuid, bigint, uuid, integer)'
+    with mjs.Client() as c:
+        c.signup()
+        c.create_conversation('before the migration')
+
+        def reads(what):
+            # enough reads that every pooled connection of both responders serves some
+            for i in range(80):
+                r = c.get('/api/conversations')
+                assert r.status == 200, '%s, read %d: %r' % (what, i, r)
+                assert [x['title'] for x in r.json['items']] == ['before the migration'], r.json
+
+        reads('before')
+        body = mjs.psql_value("SELECT pg_get_functiondef(:'p1'::regprocedure)", sig)
+        changed = body.replace('r_obj text', 'r_obj json').replace(
+            'mjs.conversation_json(c)::text AS obj', 'mjs.conversation_json(c) AS obj')
+        assert changed.count('r_obj json') == 1 and 'conversation_json(c)::text' not in changed, changed
+        try:
+            mjs.psql('DROP FUNCTION %s' % sig)
+            mjs.psql(changed)
+            reads('after the result type changed')
+        finally:
+            mjs.psql('DROP FUNCTION IF EXISTS %s' % sig)
+            out = ok('migrate')
+            assert 'conversation_page' in out, out
+        reads('after mjsctl migrate restored it')
+        assert json_one('check')['ok'] is True

@@ -76,9 +76,20 @@ static int field(struct sse_decoder *d, const char *s, size_t n)
 		memcpy(d->ev_type, v, vlen);
 		d->ev_type[vlen] = 0;
 	} else if (name_len == 2 && !memcmp(s, "id", 2)) {
+		/* mjs's ids are EPOCH.SEQ (mjs-events(7)); the seq is what orders a stream */
+		const char *dot = memchr(v, '.', vlen);
 		int64_t id = 0;
-		size_t k;
+		size_t k, e = 0;
 
+		if (dot) {
+			e = (size_t)(dot - v);
+			for (k = 0; k < e && isdigit((unsigned char)v[k]); k++)
+				;
+			if (k != e || e == 0 || e > 10)
+				return 0;
+			v += e + 1;
+			vlen -= e + 1;
+		}
 		for (k = 0; k < vlen && k < 19 && isdigit((unsigned char)v[k]); k++)
 			id = id * 10 + (v[k] - '0');
 		if (k == vlen && k > 0) {

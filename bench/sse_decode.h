@@ -19,7 +19,7 @@
 /* One event, as dispatched at its blank line. */
 struct sse_event {
 	int has_id;
-	int64_t id;		/* the id: field, when has_id (digits only, at most 19) */
+	int64_t id;		/* the seq of the id: field (SEQ or EPOCH.SEQ, digits), when has_id */
 	const char *type;	/* "message" when the event named none */
 	int has_data;		/* an event without data is only an id: line (or nothing) */
 	const char *data;	/* the data: lines joined with \n */

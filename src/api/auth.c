@@ -303,9 +303,12 @@ void auth_logout(struct call *c)
 	c->resp->status = 204;
 }
 
+/* event_id: the SSE id of the user's last event (epoch of its row, or the current one) */
 static const char SQL_ME[] =
 	"SELECT row_to_json(r)::text, r.event_seq FROM (SELECT u.id, u.username, "
-	"mjs.rfc3339(u.created_at) AS created_at, u.event_seq FROM mjs.users u WHERE u.id = $1) r";
+	"mjs.rfc3339(u.created_at) AS created_at, u.event_seq, "
+	"coalesce((SELECT e.epoch FROM mjs.events e WHERE e.user_id = u.id AND e.seq = u.event_seq), mjs.epoch())"
+	" || '.' || u.event_seq AS event_id FROM mjs.users u WHERE u.id = $1) r";
 
 void auth_me(struct call *c)
 {

@@ -18,9 +18,15 @@
  *   backlog, however long, makes a stream drop and replay the same thing again.
  * - A stream without Last-Event-ID starts at its user's head: it is sent
  *   "id: head" and nothing older.
+ * - Ids are "epoch.seq" (sse.h). A stream resumes after E.N only when event N
+ *   of its user is stored with epoch E (or, when N is gone, event N+1 is, with
+ *   epoch E): else the history after some event the tab saw was lost in a
+ *   failover and N may now be a different event. A bare N means the current
+ *   epoch. Checked at every catch-up page, so also after the LISTEN
+ *   connection came back from a failover.
  * - When the next event a stream needs is gone (retention, a prune, an id from
- *   another database), it is sent `reset` with the head as its id, and goes on
- *   from there: the tab reloads over REST.
+ *   another database), or its history is, it is sent `reset` with the head as
+ *   its id, and goes on from there: the tab reloads over REST.
  */
 #ifndef MJS_API_DELIVERY_H
 #define MJS_API_DELIVERY_H
@@ -30,9 +36,9 @@
 
 #include "api/stream.h"
 
-/* One live event for the streams of user u (its type and data known). */
-void delivery_event(struct streams *ss, struct stream_user *u, int64_t seq, const char *type, size_t type_len,
-		    const char *data, size_t data_len);
+/* One live event for the streams of user u (its type and data known), written in epoch. */
+void delivery_event(struct streams *ss, struct stream_user *u, int32_t epoch, int64_t seq, const char *type,
+		    size_t type_len, const char *data, size_t data_len);
 
 /* A live event whose data is not known here: u's streams read it by catch-up. */
 void delivery_missing(struct streams *ss, struct stream_user *u);
@@ -42,6 +48,7 @@ void delivery_catch_up_all(struct streams *ss);
 
 /* One stored event of a catch-up page. */
 struct replay_row {
+	int32_t epoch;
 	int64_t seq;
 	const char *type;
 	size_t type_len;
@@ -53,6 +60,9 @@ struct replay_row {
 struct replay_page {
 	int user_found;		/* 0: the user no longer exists (the stream ends) */
 	int64_t head;		/* the user's event_seq */
+	int32_t head_epoch;	/* the epoch of the head's event (the current one when it is not stored) */
+	int32_t epoch;		/* the current epoch (mjs.epoch()) */
+	int32_t after_epoch;	/* the epoch of the stream's last_seq event; 0: not stored */
 	const struct replay_row *rows;	/* events after last_seq, in seq order */
 	int n;
 	int64_t total;		/* events the page had before its byte limit (0 when n is 0) */

@@ -13,28 +13,29 @@
 #include <string.h>
 #include <unistd.h>
 
-int events_last_event_id(const char *header, const char *query, int64_t *out)
+int events_last_event_id(const char *header, const char *query, struct sse_id *out)
 {
-	char value[32];
+	char value[48];
 
-	*out = -1;
+	out->epoch = 0;
+	out->seq = -1;
 	if (header && *header)
-		return util_parse_i64(header, out);
+		return sse_parse_id(header, out);
 	if (query && http_query_param(query, "last_event_id", value, sizeof(value)) >= 0)
-		return util_parse_i64(value, out);
+		return sse_parse_id(value, out);
 	return 0;
 }
 
 void events_get(struct call *c)
 {
 	FCGX_Request *fr = c->fcgi;
-	int64_t last;
+	struct sse_id last;
 	int fd, seat;
 
 	if (call_session(c) < 0)	/* the hub takes the session's id and expiry */
 		return;
 	if (events_last_event_id(c->req->last_event_id, c->req->query, &last) < 0) {
-		http_error(c->resp, 400, "bad_request", "Last-Event-ID must be a non-negative integer");
+		http_error(c->resp, 400, "bad_request", "Last-Event-ID must be an event id: SEQ or EPOCH.SEQ, in digits");
 		return;
 	}
 	if (hub_stream_count(c->app->hub) >= c->app->cfg->max_streams) {
@@ -71,6 +72,6 @@ void events_get(struct call *c)
 	FCGX_Free(fr, 0);
 	fr->ipcFd = -1;
 	close(low);
-	hub_adopt(c->app->hub, fd, request_id, c->user_id, c->session_id, c->session_left_ms, last);
+	hub_adopt(c->app->hub, fd, request_id, c->user_id, c->session_id, c->session_left_ms, &last);
 	c->resp->status = 0;	/* the hub answers from here on */
 }

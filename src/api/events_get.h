@@ -8,11 +8,13 @@
 
 #include <stdint.h>
 
+#include "api/sse.h"
+
 /*
  * Reads the replay point: the Last-Event-ID header, else ?last_event_id=.
- * Returns 0 with *out = -1 when neither is given, 0 with the seq, or -1 when the
- * value is not a non-negative integer.
+ * Returns 0 with out->seq = -1 when neither is given, 0 with the id, or -1
+ * when the value is not an id ("SEQ" or "EPOCH.SEQ", sse_parse_id()).
  */
-int events_last_event_id(const char *header, const char *query, int64_t *out);
+int events_last_event_id(const char *header, const char *query, struct sse_id *out);
 
 #endif

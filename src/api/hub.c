@@ -344,7 +344,7 @@ void hub_stop(struct hub *h)
 }
 
 int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, int64_t session_id,
-	      int64_t session_left_ms, int64_t last_event_id)
+	      int64_t session_left_ms, const struct sse_id *last)
 {
 	struct stream *s;
 	int flags;
@@ -359,7 +359,7 @@ int hub_adopt(struct hub *h, int fd, uint16_t request_id, const char *user_id, i
 	}
 	flags = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-	s = stream_new(fd, request_id, user_id, session_id, util_now_ms() + session_left_ms, last_event_id);
+	s = stream_new(fd, request_id, user_id, session_id, util_now_ms() + session_left_ms, last);
 	if (!s) {
 		stream_closed(h, user_id);
 		close(fd);

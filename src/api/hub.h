@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/sse.h"
 #include "common/config.h"
 
 struct hub;
@@ -46,12 +47,13 @@ int hub_capped_users(struct hub *hub, char *out, size_t len, int max);
  * Hands over a FastCGI connection whose request is GET /api/events for user_id
  * logged in with session_id (the stream ends when that session is deleted, or
  * when it expires session_left_ms from now).
- * last_event_id < 0 means "from now". fd must be HUB_STREAM_FD_FLOOR or above.
+ * last->seq < 0 means "from now"; last->epoch 0 means the current epoch.
+ * fd must be HUB_STREAM_FD_FLOOR or above.
  * The hub owns fd and the user's seat from here on, even on failure.
  * Returns 0, or -1 when the process holds max_streams already (fd is closed).
  */
 int hub_adopt(struct hub *hub, int fd, uint16_t request_id, const char *user_id, int64_t session_id,
-	      int64_t session_left_ms, int64_t last_event_id);
+	      int64_t session_left_ms, const struct sse_id *last);
 
 /* Streams open in this process right now. */
 int hub_stream_count(struct hub *hub);

@@ -119,20 +119,30 @@ int listen_connect(struct listener *l, struct streams *ss, void *tag, int64_t no
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
 	PGconn *db = db_connect(l->conninfo);
+	PGresult *res = NULL;
 
+	/*
+	 * A primary's timeline stays while it runs, so the epoch read once is that
+	 * of every notification on this connection (a promoted standby cannot have
+	 * LISTENed; a demoted primary restarts and drops it).
+	 */
 	if (!db || db_command(db, "LISTEN " EVENTS_CHANNEL, 0, NULL) < 0 ||
-	    db_command(db, "LISTEN " SESSIONS_CHANNEL, 0, NULL) < 0) {
+	    db_command(db, "LISTEN " SESSIONS_CHANNEL, 0, NULL) < 0 ||
+	    !(res = db_exec(db, "SELECT mjs.epoch()", 0, NULL)) || PQntuples(res) != 1) {
+		PQclear(res);
 		PQfinish(db);
 		l->retry_at = now_ms + l->retry_ms;
 		l->retry_ms = l->retry_ms * 2 > LISTEN_RETRY_MAX_MS ? LISTEN_RETRY_MAX_MS : l->retry_ms * 2;
 		return -1;
 	}
+	l->epoch = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
 	PQsetnonblocking(db, 0);
 	l->db = db;
 	l->fd = PQsocket(db);
 	l->retry_ms = LISTEN_RETRY_MS;
 	epoll_ctl(ss->epfd, EPOLL_CTL_ADD, l->fd, &ev);
-	log_info("hub listening channel=%s", EVENTS_CHANNEL);
+	log_info("hub listening channel=%s epoch=%d", EVENTS_CHANNEL, (int)l->epoch);
 	/* notifications may have been missed while disconnected */
 	recheck_sessions(l, ss);
 	delivery_catch_up_all(ss);
@@ -221,10 +231,10 @@ void listen_drain(struct listener *l, struct streams *ss, int64_t now_ms)
 			} else if (b->here && (u = streams_user(ss, b->note.user_id)) != NULL) {
 				int k = b->fetch;
 				if (b->note.data_len > 0)
-					delivery_event(ss, u, b->note.seq, b->note.type, b->note.type_len, b->note.data,
+					delivery_event(ss, u, l->epoch, b->note.seq, b->note.type, b->note.type_len, b->note.data,
 						       b->note.data_len);
 				else if (rows && k >= 0 && !PQgetisnull(rows, k, 0))
-					delivery_event(ss, u, b->note.seq, PQgetvalue(rows, k, 0),
+					delivery_event(ss, u, l->epoch, b->note.seq, PQgetvalue(rows, k, 0),
 						       (size_t)PQgetlength(rows, k, 0), PQgetvalue(rows, k, 1),
 						       (size_t)PQgetlength(rows, k, 1));
 				else

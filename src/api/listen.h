@@ -21,6 +21,7 @@ struct listener {
 	int fd;			/* PQsocket(db), registered with the hub's epoll */
 	int64_t retry_at;	/* monotonic ms of the next connection attempt */
 	int retry_ms;		/* backoff: 1 s doubling to 10 s */
+	int32_t epoch;		/* of every event notified here: the server's (mjs.epoch()), read at connect */
 };
 
 void listen_init(struct listener *l, const char *conninfo);

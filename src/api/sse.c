@@ -8,15 +8,40 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/util.h"
+
 #define FCGI_VERSION_1 1
 #define FCGI_END_REQUEST 3
 #define FCGI_STDOUT 6
 
-int sse_format_event(struct buf *out, int64_t seq, const char *type, size_t type_len,
+int sse_parse_id(const char *text, struct sse_id *out)
+{
+	const char *dot = strchr(text, '.');
+	char epoch[12];
+	int64_t e = 0, seq;
+
+	if (dot) {
+		size_t n = (size_t)(dot - text);
+		if (n == 0 || n >= sizeof(epoch))
+			return -1;
+		memcpy(epoch, text, n);
+		epoch[n] = '\0';
+		if (util_parse_i64(epoch, &e) < 0 || e < 1 || e > INT32_MAX)
+			return -1;
+		text = dot + 1;
+	}
+	if (util_parse_i64(text, &seq) < 0)
+		return -1;
+	out->epoch = (int32_t)e;
+	out->seq = seq;
+	return 0;
+}
+
+int sse_format_event(struct buf *out, int32_t epoch, int64_t seq, const char *type, size_t type_len,
 		     const char *data, size_t data_len)
 {
 	char head[64];
-	int n = snprintf(head, sizeof(head), "id: %lld\nevent: ", (long long)seq);
+	int n = snprintf(head, sizeof(head), "id: %d.%lld\nevent: ", (int)epoch, (long long)seq);
 
 	if (buf_reserve(out, (size_t)n + type_len + data_len + 16) < 0)
 		return -1;
@@ -28,9 +53,9 @@ int sse_format_event(struct buf *out, int64_t seq, const char *type, size_t type
 	return 0;
 }
 
-int sse_format_id(struct buf *out, int64_t seq)
+int sse_format_id(struct buf *out, int32_t epoch, int64_t seq)
 {
-	return buf_printf(out, "id: %lld\n\n", (long long)seq);
+	return buf_printf(out, "id: %d.%lld\n\n", (int)epoch, (long long)seq);
 }
 
 int sse_format_open(struct buf *out, int retry_ms)

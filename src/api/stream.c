@@ -80,7 +80,7 @@ static void user_drop_if_empty(struct streams *ss, struct stream_user *u)
 }
 
 struct stream *stream_new(int fd, uint16_t request_id, const char *user_id, int64_t session_id,
-			  int64_t session_expires_ms, int64_t last_seq)
+			  int64_t session_expires_ms, const struct sse_id *last)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -90,7 +90,8 @@ struct stream *stream_new(int fd, uint16_t request_id, const char *user_id, int6
 	s->request_id = request_id;
 	s->session_id = session_id;
 	s->session_expires_ms = session_expires_ms;
-	s->last_seq = last_seq;
+	s->last_seq = last->seq;
+	s->last_epoch = last->epoch;
 	snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);
 	return s;
 }
@@ -119,7 +120,8 @@ int streams_add(struct streams *ss, struct stream *s, int retry_ms, int64_t now_
 	sse_format_open(&ss->text, retry_ms);
 	stream_queue_text(ss, s);
 	s->catching_up = 1;
-	log_debug("stream opened user=%s fd=%d last_event_id=%lld", s->user_id, s->fd, (long long)s->last_seq);
+	log_debug("stream opened user=%s fd=%d last_event_id=%d.%lld", s->user_id, s->fd, (int)s->last_epoch,
+		  (long long)s->last_seq);
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/sse.h"
 #include "common/util.h"
 
 #define STREAM_BUCKETS 4096
@@ -38,6 +39,7 @@ struct stream {
 	int64_t session_id;
 	int64_t session_expires_ms;	/* monotonic; the stream ends with its session */
 	int64_t last_seq;	/* last seq queued; -1: not known yet (start from head) */
+	int32_t last_epoch;	/* its epoch; 0: not known (a bare Last-Event-ID: the current one) */
 	int catching_up;	/* reads mjs.events page by page (delivery.h) */
 	int want_out;		/* EPOLLOUT is registered */
 	int dirty;		/* on the dirty list */
@@ -79,11 +81,11 @@ void streams_init(struct streams *ss, int epfd, size_t queue_max, void (*on_clos
 void streams_fini(struct streams *ss);
 
 /*
- * A new stream of user_id on fd (non-blocking), not yet registered. last_seq is
- * the seq the client has (-1: none). Returns NULL when out of memory.
+ * A new stream of user_id on fd (non-blocking), not yet registered. last is
+ * the id the client has (seq -1: none). Returns NULL when out of memory.
  */
 struct stream *stream_new(int fd, uint16_t request_id, const char *user_id, int64_t session_id,
-			  int64_t session_expires_ms, int64_t last_seq);
+			  int64_t session_expires_ms, const struct sse_id *last);
 /*
  * Registers s (epoll, its user, every stream), queues the stream's opening
  * (headers and retry:, sse.h) and puts it in catch-up. Returns 0, or -1 (the

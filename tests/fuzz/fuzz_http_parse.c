@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *parts[6];
 	char *buf, out[256], params[CALL_MAX_PARAMS][37], allow[64], usec[24], id[37];
 	const struct route *route;
-	int64_t last;
+	struct sse_id last;
 	int n, st;
 
 	if (size == 0 || size > 65536)
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (st != 404 && st != 405) {
 		abort();
 	}
-	if (events_last_event_id(parts[3], parts[0], &last) == 0 && last < -1)
+	if (events_last_event_id(parts[3], parts[0], &last) == 0 && (last.seq < -1 || last.epoch < 0))
 		abort();
 	if (page_parse_cursor(parts[3], usec, sizeof(usec), id) == 0) {
 		if (strspn(usec, "0123456789") != strlen(usec) || !util_is_uuid(id, strlen(id)))

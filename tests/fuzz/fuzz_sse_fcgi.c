@@ -65,6 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char type[65], *line;
 	size_t type_len = 0, len;
 	uint64_t seq = 0;
+	int32_t epoch;
+	struct sse_id parsed;
+	char idtext[48];
 	uint16_t id;
 	const char *v;
 
@@ -73,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 8; i++)
 		seq = seq << 8 | data[i];
 	seq &= (uint64_t)INT64_MAX;
+	epoch = (int32_t)(seq >> 32 & 0x7fffffff) | 1;
 	id = (uint16_t)(data[8] << 8 | data[9]) | 1;
 	/* the type: event names are [a-z.]; the data: one line (as PostgreSQL's JSON is) */
 	for (size_t i = 0; i < (size_t)(data[10] % 40); i++)
@@ -90,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (type_len == 0)
 		memcpy(type, "message.delta", (type_len = 13) + 1);
 
-	if (sse_format_event(&text, seq, type, type_len, line, len) < 0 ||
+	if (sse_format_event(&text, epoch, (int64_t)seq, type, type_len, line, len) < 0 ||
 	    sse_fcgi_stdout(&wire, id, text.data, text.len) < 0 || sse_fcgi_end(&wire, id) < 0)
 		abort();
 	unwrap((const unsigned char *)wire.data, wire.len, id, &back, 1);
@@ -100,7 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (back.len < 2 || back.data[back.len - 1] != '\n' || back.data[back.len - 2] != '\n')
 		abort();
 	v = field(back.data, "id", &len);
-	if (!v || strtoll(v, NULL, 10) != seq)
+	if (!v || len >= sizeof(idtext))
+		abort();
+	memcpy(idtext, v, len);
+	idtext[len] = '\0';
+	if (sse_parse_id(idtext, &parsed) < 0 || parsed.epoch != epoch || parsed.seq != (int64_t)seq)
 		abort();
 	v = field(back.data, "event", &len);
 	if (!v || len != type_len || memcmp(v, type, len) != 0)

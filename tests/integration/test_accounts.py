@@ -5,6 +5,7 @@ passwords stored only as hashes.
 """
 
 from contextlib import ExitStack
+import re
 import secrets
 
 import mjs
@@ -65,7 +66,9 @@ def test_register_login_me_logout_lifecycle():
             'the session token is stored as it is'
 
         me = c.me()
-        assert me == dict(user, event_seq=0), '/api/me: expected %r with event_seq 0, got %r' % (user, me)
+        assert me == dict(user, event_seq=0, event_id=me.get('event_id')) and \
+            re.fullmatch(r'[1-9][0-9]*\.0', me['event_id']), \
+            '/api/me: expected %r with event_seq 0 and event_id EPOCH.0, got %r' % (user, me)
 
         old_cookie = 'mjs_session=' + c.session
         r = c.post('/api/auth/logout')

@@ -307,7 +307,7 @@ def test_events_prune_keeps_recent_events_and_each_users_last_n():
         # a tab behind the kept history gets reset; one within it replays
         behind = stack.enter_context(mjs.SSE(old, last_event_id=2))
         first = behind.wait_count(1, WAIT)[0]
-        assert first.event == 'reset' and first.json == {'seq': 10}, first
+        assert first.event == 'reset' and first.json['seq'] == 10 and first.json['reason'] == 'pruned', first
         within = stack.enter_context(mjs.SSE(old, last_event_id=7))
         got = within.wait_count(3, WAIT)
         mjs.assert_events_match(got, changes.expected[7:], 8, 'replay after prune')

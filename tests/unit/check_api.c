@@ -14,31 +14,38 @@
 
 START_TEST(test_last_event_id_header_wins_over_query)
 {
-	int64_t v = 0;
+	struct sse_id v = { 0, 0 };
 
 	ck_assert_int_eq(events_last_event_id("17", "last_event_id=99", &v), 0);
-	ck_assert_int_eq(v, 17);
-	ck_assert_int_eq(events_last_event_id("17", "last_event_id=junk", &v), 0);
-	ck_assert_int_eq(v, 17);
+	ck_assert_int_eq(v.seq, 17);
+	ck_assert_int_eq(v.epoch, 0);
+	ck_assert_int_eq(events_last_event_id("3.17", "last_event_id=junk", &v), 0);
+	ck_assert_int_eq(v.seq, 17);
+	ck_assert_int_eq(v.epoch, 3);
+	ck_assert_int_eq(events_last_event_id(NULL, NULL, &v), 0);
+	ck_assert_int_eq(v.seq, -1);	/* none: from the head */
 }
 END_TEST
 
 START_TEST(test_last_event_id_from_query_when_no_header)
 {
-	int64_t v = 0;
+	struct sse_id v = { 0, 0 };
 
 	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=99", &v), 0);
-	ck_assert_int_eq(v, 99);
+	ck_assert_int_eq(v.seq, 99);
 	ck_assert_int_eq(events_last_event_id("", "a=1&last_event_id=0", &v), 0);
-	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(v.seq, 0);
 	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=%31%32", &v), 0);
-	ck_assert_int_eq(v, 12);
+	ck_assert_int_eq(v.seq, 12);
+	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=2147483647.9", &v), 0);
+	ck_assert_int_eq(v.epoch, 2147483647);
+	ck_assert_int_eq(v.seq, 9);
 }
 END_TEST
 
 START_TEST(test_last_event_id_invalid_is_an_error)
 {
-	int64_t v = 0;
+	struct sse_id v = { 0, 0 };
 
 	ck_assert_int_eq(events_last_event_id("abc", NULL, &v), -1);
 	ck_assert_int_eq(events_last_event_id("-1", NULL, &v), -1);
@@ -47,21 +54,28 @@ START_TEST(test_last_event_id_invalid_is_an_error)
 	ck_assert_int_eq(events_last_event_id("abc", "last_event_id=5", &v), -1);
 	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=x", &v), -1);
 	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=", &v), -1);
+	ck_assert_int_eq(events_last_event_id("0.5", NULL, &v), -1);		/* epochs start at 1 */
+	ck_assert_int_eq(events_last_event_id("2147483648.5", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id(".5", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id("1.", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id("1.2.3", NULL, &v), -1);
+	ck_assert_int_eq(events_last_event_id("1.-2", NULL, &v), -1);
 }
 END_TEST
 
 START_TEST(test_last_event_id_absent_is_zero_with_minus_one)
 {
-	int64_t v = 123;
+	struct sse_id v = { 4, 123 };
 
 	ck_assert_int_eq(events_last_event_id(NULL, NULL, &v), 0);
-	ck_assert_int_eq(v, -1);
-	v = 123;
+	ck_assert_int_eq(v.seq, -1);
+	ck_assert_int_eq(v.epoch, 0);
+	v.seq = 123;
 	ck_assert_int_eq(events_last_event_id("", "", &v), 0);
-	ck_assert_int_eq(v, -1);
-	v = 123;
+	ck_assert_int_eq(v.seq, -1);
+	v.seq = 123;
 	ck_assert_int_eq(events_last_event_id(NULL, "xlast_event_id=5&other=1", &v), 0);
-	ck_assert_int_eq(v, -1);
+	ck_assert_int_eq(v.seq, -1);
 }
 END_TEST
 

@@ -90,13 +90,16 @@ static const char STREAM[] =
 	"retry: 2000\n\n"
 	": keepalive\r\n\r\n"
 	"id: 7\n\n"
-	"id: 8\nevent: message.delta\ndata: {\"text\":\"a\"}\n\n"
-	"id: 9\r\nevent: conversation.updated\r\ndata: line one\r\ndata: line two\r\n\r\n"
+	"id: 2.8\nevent: message.delta\ndata: {\"text\":\"a\"}\n\n"
+	"id: 3.9\r\nevent: conversation.updated\r\ndata: line one\r\ndata: line two\r\n\r\n"
 	"id: 10\rdata:no space\r\r"
-	"event: reset\nid: x9\ndata: {}\n\n";
+	"event: reset\nid: x9\ndata: {}\n\n"
+	"id: .5\ndata: {}\n\n"
+	"id: 1.2.3\ndata: {}\n\n";
 static const char WANT[] =
 	"[0 message ][:][0 message ][#7 message ][#8 message.delta ={\"text\":\"a\"}]"
-	"[#9 conversation.updated =line one\nline two][#10 message =no space][0 reset ={}]";
+	"[#9 conversation.updated =line one\nline two][#10 message =no space][0 reset ={}]"
+	"[0 message ={}][0 message ={}]";
 
 START_TEST(test_events_decode_the_same_in_every_split)
 {

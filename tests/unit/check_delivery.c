@@ -56,21 +56,28 @@ static void teardown(void)
 	close(epfd);
 }
 
-/* A registered stream of user; *peer is the other end (nginx's). */
-static struct stream *open_stream(const char *user, int64_t last_seq, int *peer)
+/* A registered stream of user that has seen epoch.last_seq; *peer is the other end (nginx's). */
+static struct stream *open_stream_at(const char *user, int32_t epoch, int64_t last_seq, int *peer)
 {
+	struct sse_id last = { epoch, last_seq };
 	int sv[2];
 	struct stream *s;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
-	s = stream_new(sv[0], 7, user, 1, INT64_MAX, last_seq);
+	s = stream_new(sv[0], 7, user, 1, INT64_MAX, &last);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(streams_add(&ss, s, 2000, 0), 0);
 	ck_assert_int_eq(s->catching_up, 1);
 	*peer = sv[1];
 	return s;
+}
+
+/* The same in epoch 1, the one every page below is in unless it says. */
+static struct stream *open_stream(const char *user, int64_t last_seq, int *peer)
+{
+	return open_stream_at(user, last_seq < 0 ? 0 : 1, last_seq, peer);
 }
 
 /* Writes every dirty stream's queue, as the hub's loop does. */
@@ -140,19 +147,29 @@ static const char *after_open(const char *text)
 
 static void event(struct stream_user *u, int64_t seq, const char *type, const char *data)
 {
-	delivery_event(&ss, u, seq, type, strlen(type), data, strlen(data));
+	delivery_event(&ss, u, 1, seq, type, strlen(type), data, strlen(data));
+}
+
+static struct replay_row row_at(int32_t epoch, int64_t seq, const char *type, const char *data)
+{
+	struct replay_row r = { epoch, seq, type, strlen(type), data, strlen(data) };
+	return r;
 }
 
 static struct replay_row row(int64_t seq, const char *type, const char *data)
 {
-	struct replay_row r = { seq, type, strlen(type), data, strlen(data) };
-	return r;
+	return row_at(1, seq, type, data);
 }
 
-/* A page of rows after a stream's last_seq, the whole rest (total = n), limit 100. */
+/*
+ * A page of rows after a stream's last_seq, the whole rest (total = n), limit
+ * 100, all in epoch 1 (the stream's last event no longer stored: the rows and
+ * the head tell its history).
+ */
 static int page(struct stream *s, int64_t head, const struct replay_row *rows, int n)
 {
-	struct replay_page p = { .user_found = 1, .head = head, .rows = rows, .n = n, .total = n, .limit = 100 };
+	struct replay_page p = { .user_found = 1, .head = head, .head_epoch = 1, .epoch = 1, .rows = rows, .n = n,
+				 .total = n, .limit = 100 };
 	return delivery_page(&ss, s, &p);
 }
 
@@ -174,9 +191,9 @@ START_TEST(test_replay_then_live_in_order_without_gaps_or_duplicates)
 	event(u, 8, "conversation.updated", "{\"a\":8}");
 	got = received(peer, NULL);
 	ck_assert_ptr_nonnull(strstr(got, "Content-Type: text/event-stream"));
-	ck_assert_str_eq(after_open(got), "id: 6\nevent: message.created\ndata: {\"a\":6}\n\n"
-					  "id: 7\nevent: message.delta\ndata: {\"a\":7}\n\n"
-					  "id: 8\nevent: conversation.updated\ndata: {\"a\":8}\n\n");
+	ck_assert_str_eq(after_open(got), "id: 1.6\nevent: message.created\ndata: {\"a\":6}\n\n"
+					  "id: 1.7\nevent: message.delta\ndata: {\"a\":7}\n\n"
+					  "id: 1.8\nevent: conversation.updated\ndata: {\"a\":8}\n\n");
 	free(got);
 	close(peer);
 }
@@ -203,7 +220,7 @@ START_TEST(test_a_gap_switches_to_catch_up_and_sends_nothing_out_of_order)
 		ck_assert_int_eq(page(s, 6, rows, 3), 0);
 	}
 	got = received(peer, NULL);
-	ck_assert_str_eq(got, "id: 4\nevent: a\ndata: 4\n\nid: 5\nevent: b\ndata: 5\n\nid: 6\nevent: c\ndata: 6\n\n");
+	ck_assert_str_eq(got, "id: 1.4\nevent: a\ndata: 4\n\nid: 1.5\nevent: b\ndata: 5\n\nid: 1.6\nevent: c\ndata: 6\n\n");
 	ck_assert_int_eq(s->catching_up, 0);
 	free(got);
 	close(peer);
@@ -221,7 +238,7 @@ START_TEST(test_without_last_event_id_a_stream_starts_at_the_head)
 	ck_assert_int_eq(s->catching_up, 0);
 	event(streams_user(&ss, USER_A), 43, "x", "{}");
 	got = received(peer, NULL);
-	ck_assert_str_eq(after_open(got), "id: 42\n\nid: 43\nevent: x\ndata: {}\n\n");
+	ck_assert_str_eq(after_open(got), "id: 1.42\n\nid: 1.43\nevent: x\ndata: {}\n\n");
 	free(got);
 	close(peer);
 }
@@ -237,13 +254,14 @@ START_TEST(test_events_no_longer_stored_give_reset_at_the_head)
 
 	ck_assert_int_eq(page(pruned, 12, rows, 1), 0);	/* 4..9 are gone */
 	ck_assert_int_eq(pruned->last_seq, 12);
-	ck_assert_int_eq(page(elsewhere, 12, NULL, 0), 0);	/* an id this database never had */
+	ck_assert_int_eq(page(elsewhere, 12, NULL, 0), 0);	/* an id past the head: a lost history */
 	ck_assert_int_eq(elsewhere->last_seq, 12);
 	got = received(peer1, NULL);
-	ck_assert_str_eq(after_open(got), "id: 12\nevent: reset\ndata: {\"seq\":12}\n\n");
+	ck_assert_str_eq(after_open(got), "id: 1.12\nevent: reset\ndata: {\"seq\":12,\"epoch\":1,\"reason\":\"pruned\"}\n\n");
 	free(got);
 	got = received(peer2, NULL);
-	ck_assert_str_eq(after_open(got), "id: 12\nevent: reset\ndata: {\"seq\":12}\n\n");
+	ck_assert_str_eq(after_open(got),
+			 "id: 1.12\nevent: reset\ndata: {\"seq\":12,\"epoch\":1,\"reason\":\"history\"}\n\n");
 	free(got);
 	/* still in catch-up: the next page, from the head, finds it live */
 	ck_assert_int_eq(pruned->catching_up, 1);
@@ -259,8 +277,10 @@ START_TEST(test_a_full_page_or_a_byte_capped_page_keeps_catching_up)
 	int peer;
 	struct stream *s = open_stream(USER_A, 0, &peer);
 	struct replay_row rows[] = { row(1, "a", "1"), row(2, "b", "2") };
-	struct replay_page full = { .user_found = 1, .head = 9, .rows = rows, .n = 2, .total = 2, .limit = 2 };
-	struct replay_page capped = { .user_found = 1, .head = 9, .rows = rows, .n = 2, .total = 5, .limit = 100 };
+	struct replay_page full = { .user_found = 1, .head = 9, .head_epoch = 1, .epoch = 1, .rows = rows, .n = 2,
+				    .total = 2, .limit = 2 };
+	struct replay_page capped = { .user_found = 1, .head = 9, .head_epoch = 1, .epoch = 1, .rows = rows, .n = 2,
+				      .total = 5, .limit = 100 };
 	char *got;
 
 	ck_assert_int_eq(delivery_page(&ss, s, &full), 0);
@@ -271,7 +291,7 @@ START_TEST(test_a_full_page_or_a_byte_capped_page_keeps_catching_up)
 	ck_assert_int_eq(delivery_page(&ss, s, &capped), 0);
 	ck_assert_int_eq(s->catching_up, 1);		/* 3 more were left out for room */
 	got = received(peer, NULL);
-	ck_assert_str_eq(got, "id: 1\nevent: a\ndata: 1\n\nid: 2\nevent: b\ndata: 2\n\n");
+	ck_assert_str_eq(got, "id: 1.1\nevent: a\ndata: 1\n\nid: 1.2\nevent: b\ndata: 2\n\n");
 	free(got);
 	close(peer);
 }
@@ -296,7 +316,7 @@ START_TEST(test_the_queue_limit_leaves_events_to_catch_up_and_one_big_event_fits
 	ck_assert_int_eq(s->last_seq, 1);
 	ck_assert_uint_eq(delivery_page_room(&ss, s), 0);	/* no room for a page yet */
 	got = received(peer, NULL);
-	ck_assert_uint_eq(strlen(got), strlen("id: 1\nevent: message.updated\ndata: \n\n") + 9999);
+	ck_assert_uint_eq(strlen(got), strlen("id: 1.1\nevent: message.updated\ndata: \n\n") + 9999);
 	ck_assert_uint_eq(delivery_page_room(&ss, s), 2048);	/* half of queue_max, once written */
 	free(got);
 	free(big);
@@ -340,7 +360,7 @@ START_TEST(test_events_go_to_their_users_streams_only)
 	event(streams_user(&ss, USER_A), 1, "conversation.created", "{\"who\":\"a\"}");
 	for (int i = 0; i < 2; i++) {
 		got = received(i ? pa2 : pa1, NULL);
-		ck_assert_str_eq(after_open(got), "id: 1\nevent: conversation.created\ndata: {\"who\":\"a\"}\n\n");
+		ck_assert_str_eq(after_open(got), "id: 1.1\nevent: conversation.created\ndata: {\"who\":\"a\"}\n\n");
 		free(got);
 	}
 	got = received(pb, NULL);
@@ -391,9 +411,99 @@ START_TEST(test_stream_end_sends_end_request)
 	stream_end(&ss, s, "session ended");
 	got = received(peer, &ended);
 	ck_assert_int_eq(ended, 1);
-	ck_assert_str_eq(after_open(got), "id: 1\n\n");
+	ck_assert_str_eq(after_open(got), "id: 1.1\n\n");
 	free(got);
 	close(peer);
+}
+END_TEST
+
+/* A page after a failover: the current epoch is 2; after_epoch is the stored epoch of the stream's last seq. */
+static int page_after_failover(struct stream *s, int64_t head, int32_t after_epoch, const struct replay_row *rows,
+			       int n)
+{
+	struct replay_page p = { .user_found = 1, .head = head, .head_epoch = 2, .epoch = 2,
+				 .after_epoch = after_epoch, .rows = rows, .n = n, .total = n, .limit = 100 };
+	return delivery_page(&ss, s, &p);
+}
+
+START_TEST(test_a_tab_whose_events_survived_a_failover_resumes_in_the_new_epoch)
+{
+	int peer;
+	struct stream *s = open_stream_at(USER_A, 1, 100, &peer);
+	struct replay_row rows[] = { row_at(2, 101, "task.updated", "{}") };
+	char *got;
+
+	free(received(peer, NULL));
+	ck_assert_int_eq(page_after_failover(s, 101, 1, rows, 1), 0);	/* event 100 is still 1.100 */
+	ck_assert_int_eq(s->catching_up, 0);
+	ck_assert_int_eq(s->last_epoch, 2);
+	delivery_event(&ss, streams_user(&ss, USER_A), 2, 102, "task.deleted", 12, "{}", 2);
+	got = received(peer, NULL);
+	ck_assert_str_eq(got, "id: 2.101\nevent: task.updated\ndata: {}\n\nid: 2.102\nevent: task.deleted\ndata: {}\n\n");
+	free(got);
+	close(peer);
+}
+END_TEST
+
+START_TEST(test_a_tab_from_a_lost_history_gets_reset_never_a_skip)
+{
+	int p1, p2, p3;
+	struct stream *reused = open_stream_at(USER_A, 1, 100, &p1);	/* 100 was lost, and is another event now */
+	struct stream *ahead = open_stream_at(USER_A, 1, 104, &p2);	/* 101..104 lost, not yet reused */
+	struct stream *pruned = open_stream_at(USER_A, 1, 98, &p3);	/* 98 pruned since; 99 is from epoch 2 */
+	struct replay_row rows[] = { row_at(2, 101, "task.updated", "{}") };
+	struct replay_row after98[] = { row_at(2, 99, "x", "{}"), row_at(2, 100, "y", "{}"), row_at(2, 101, "z", "{}") };
+	const char *want = "id: 2.101\nevent: reset\ndata: {\"seq\":101,\"epoch\":2,\"reason\":\"history\"}\n\n";
+	char *got;
+
+	for (int i = 0; i < 3; i++)
+		free(received(i == 0 ? p1 : i == 1 ? p2 : p3, NULL));
+	ck_assert_int_eq(page_after_failover(reused, 101, 2, rows, 1), 0);
+	ck_assert_int_eq(page_after_failover(ahead, 101, 0, NULL, 0), 0);
+	ck_assert_int_eq(page_after_failover(pruned, 101, 0, after98, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		got = received(i == 0 ? p1 : i == 1 ? p2 : p3, NULL);
+		ck_assert_str_eq(got, want);
+		free(got);
+	}
+	ck_assert_int_eq(reused->last_epoch, 2);
+	ck_assert_int_eq(reused->last_seq, 101);
+	/* and from the reset on, the stream is in the new history */
+	ck_assert_int_eq(page_after_failover(reused, 101, 2, NULL, 0), 0);
+	ck_assert_int_eq(reused->catching_up, 0);
+	close(p1);
+	close(p2);
+	close(p3);
+}
+END_TEST
+
+START_TEST(test_a_bare_seq_means_the_current_epoch)
+{
+	int p1, p2, p3;
+	struct stream *current = open_stream_at(USER_A, 0, 5, &p1);	/* Last-Event-ID: 5 */
+	struct stream *older = open_stream_at(USER_A, 0, 5, &p2);
+	struct stream *none = open_stream_at(USER_A, 7, 0, &p3);	/* saw nothing: any epoch will do */
+	struct replay_row rows[] = { row_at(2, 6, "a", "{}") };
+	struct replay_row from1[] = { row_at(1, 1, "a", "{}") };
+	char *got;
+
+	for (int i = 0; i < 3; i++)
+		free(received(i == 0 ? p1 : i == 1 ? p2 : p3, NULL));
+	ck_assert_int_eq(page_after_failover(current, 6, 2, rows, 1), 0);
+	got = received(p1, NULL);
+	ck_assert_str_eq(got, "id: 2.6\nevent: a\ndata: {}\n\n");
+	free(got);
+	ck_assert_int_eq(page_after_failover(older, 6, 1, rows, 1), 0);	/* 5 is from epoch 1, not the current */
+	got = received(p2, NULL);
+	ck_assert_str_eq(got, "id: 2.6\nevent: reset\ndata: {\"seq\":6,\"epoch\":2,\"reason\":\"history\"}\n\n");
+	free(got);
+	ck_assert_int_eq(page_after_failover(none, 1, 0, from1, 1), 0);
+	got = received(p3, NULL);
+	ck_assert_str_eq(got, "id: 1.1\nevent: a\ndata: {}\n\n");
+	free(got);
+	close(p1);
+	close(p2);
+	close(p3);
 }
 END_TEST
 
@@ -413,6 +523,9 @@ Suite *delivery_suite(void)
 	tcase_add_test(tc, test_events_go_to_their_users_streams_only);
 	tcase_add_test(tc, test_a_deleted_user_or_a_gone_client_ends_the_stream);
 	tcase_add_test(tc, test_stream_end_sends_end_request);
+	tcase_add_test(tc, test_a_tab_whose_events_survived_a_failover_resumes_in_the_new_epoch);
+	tcase_add_test(tc, test_a_tab_from_a_lost_history_gets_reset_never_a_skip);
+	tcase_add_test(tc, test_a_bare_seq_means_the_current_epoch);
 	suite_add_tcase(s, tc);
 	return s;
 }

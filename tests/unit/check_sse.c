@@ -25,11 +25,11 @@ static void assert_header(const unsigned char *h, int type, uint16_t request_id,
 
 START_TEST(test_format_event_exact_bytes)
 {
-	static const char want[] = "id: 42\nevent: conversation.updated\ndata: {\"id\":\"x\"}\n\n";
+	static const char want[] = "id: 3.42\nevent: conversation.updated\ndata: {\"id\":\"x\"}\n\n";
 	struct buf b = { 0 };
 	const char *type = "conversation.updated", *data = "{\"id\":\"x\"}";
 
-	ck_assert_int_eq(sse_format_event(&b, 42, type, strlen(type), data, strlen(data)), 0);
+	ck_assert_int_eq(sse_format_event(&b, 3, 42, type, strlen(type), data, strlen(data)), 0);
 	ck_assert_uint_eq(b.len, sizeof(want) - 1);
 	ck_assert_mem_eq(b.data, want, sizeof(want) - 1);
 	ck_assert_int_eq(b.data[b.len], '\0');
@@ -39,10 +39,10 @@ END_TEST
 
 START_TEST(test_format_event_uses_lengths_not_terminators)
 {
-	static const char want[] = "id: 9223372036854775807\nevent: message.delta\ndata: {}\n\n";
+	static const char want[] = "id: 2147483647.9223372036854775807\nevent: message.delta\ndata: {}\n\n";
 	struct buf b = { 0 };
 
-	ck_assert_int_eq(sse_format_event(&b, INT64_MAX, "message.deltaXYZ", 13, "{}garbage", 2), 0);
+	ck_assert_int_eq(sse_format_event(&b, INT32_MAX, INT64_MAX, "message.deltaXYZ", 13, "{}garbage", 2), 0);
 	ck_assert_str_eq(b.data, want);
 	buf_free(&b);
 }
@@ -50,12 +50,12 @@ END_TEST
 
 START_TEST(test_format_event_appends_after_existing_text)
 {
-	static const char want[] = "retry: 1\n\nid: 1\nevent: a\ndata: 1\n\nid: 2\nevent: b\ndata: \n\n";
+	static const char want[] = "retry: 1\n\nid: 1.1\nevent: a\ndata: 1\n\nid: 1.2\nevent: b\ndata: \n\n";
 	struct buf b = { 0 };
 
 	buf_puts(&b, "retry: 1\n\n");
-	ck_assert_int_eq(sse_format_event(&b, 1, "a", 1, "1", 1), 0);
-	ck_assert_int_eq(sse_format_event(&b, 2, "b", 1, "", 0), 0);
+	ck_assert_int_eq(sse_format_event(&b, 1, 1, "a", 1, "1", 1), 0);
+	ck_assert_int_eq(sse_format_event(&b, 1, 2, "b", 1, "", 0), 0);
 	ck_assert_str_eq(b.data, want);
 	buf_free(&b);
 }
@@ -70,9 +70,9 @@ START_TEST(test_format_event_carries_large_data_whole)
 	ck_assert_ptr_nonnull(data);
 	for (size_t i = 0; i < n; i++)
 		data[i] = (char)('a' + i % 26);
-	ck_assert_int_eq(sse_format_event(&b, 5, "x", 1, data, n), 0);
-	ck_assert_uint_eq(b.len, strlen("id: 5\nevent: x\ndata: ") + n + 2);
-	ck_assert(memcmp(b.data + strlen("id: 5\nevent: x\ndata: "), data, n) == 0);
+	ck_assert_int_eq(sse_format_event(&b, 1, 5, "x", 1, data, n), 0);
+	ck_assert_uint_eq(b.len, strlen("id: 1.5\nevent: x\ndata: ") + n + 2);
+	ck_assert(memcmp(b.data + strlen("id: 1.5\nevent: x\ndata: "), data, n) == 0);
 	ck_assert_mem_eq(b.data + b.len - 2, "\n\n", 2);
 	free(data);
 	buf_free(&b);
@@ -83,10 +83,10 @@ START_TEST(test_format_id_exact_bytes)
 {
 	struct buf b = { 0 };
 
-	ck_assert_int_eq(sse_format_id(&b, 7), 0);
-	ck_assert_str_eq(b.data, "id: 7\n\n");
-	ck_assert_int_eq(sse_format_id(&b, 1234567890123LL), 0);
-	ck_assert_str_eq(b.data, "id: 7\n\nid: 1234567890123\n\n");
+	ck_assert_int_eq(sse_format_id(&b, 1, 7), 0);
+	ck_assert_str_eq(b.data, "id: 1.7\n\n");
+	ck_assert_int_eq(sse_format_id(&b, 12, 1234567890123LL), 0);
+	ck_assert_str_eq(b.data, "id: 1.7\n\nid: 12.1234567890123\n\n");
 	buf_free(&b);
 }
 END_TEST

@@ -1,8 +1,8 @@
 // app.js: the entry point. Logs in, loads the state, opens the event stream
 // and routes between the views (#/ and #/c/ID: chat; #/tasks: tasks).
 //
-// Start-up order matters: GET /api/me first (its event_seq is the replay point),
-// then the state over REST, then the stream from that seq. A change committed
+// Start-up order matters: GET /api/me first (its event_id is the replay point),
+// then the state over REST, then the stream from that id. A change committed
 // while the state loads is then either in what was loaded or replayed by the
 // stream (or both: applying is idempotent), never lost.
 
@@ -61,6 +61,16 @@ async function reloadAll(reason) {
   return reloading;
 }
 
+// The tab's copy belongs to a history the database lost (a failover to a
+// standby that had not received the newest commits): drop it and start over.
+async function restartAll(reason) {
+  console.warn('mjs: starting over: ' + reason);
+  stopStream();
+  chat.resetChat();
+  tasks.resetTasks();
+  await enter();
+}
+
 function dispatch(type, data, seq) {
   chat.heard(seq);
   tasks.heard(seq);
@@ -82,7 +92,7 @@ async function enter() {
   } catch (e) {
     showNotice('Could not load everything: ' + e.message);
   }
-  startStream(me.event_seq, { dispatch, reload: reloadAll });
+  startStream(me.event_id ?? String(me.event_seq), { dispatch, reload: reloadAll, restart: restartAll });
   route();
 }
 

@@ -87,15 +87,18 @@ class ChunkedDecoder:
 
 class Event:
     """
-    One dispatched SSE event: id (int when numeric), event type, data text and
+    One dispatched SSE event: id (the seq, an int, when the id is mjs's
+    "EPOCH.SEQ" or a bare number; else the text), epoch (int or None), raw_id
+    (the id as sent), event type, data text and
     its JSON; received_at (time.monotonic) and received_ns (time.time_ns, the
     clock the fake upstream's stamp knob writes into tokens) when it was parsed.
     """
 
-    __slots__ = ('id', 'event', 'data', 'json', 'received_at', 'received_ns')
+    __slots__ = ('id', 'epoch', 'raw_id', 'event', 'data', 'json', 'received_at', 'received_ns')
 
     def __init__(self, id, event, data):
-        self.id = int(id) if id.isdigit() else id
+        self.raw_id = id
+        self.epoch, self.id = split_id(id)
         self.event = event
         self.data = data
         try:
@@ -107,6 +110,15 @@ class Event:
 
     def __repr__(self):
         return 'Event(id=%r, event=%r, data=%s)' % (self.id, self.event, short(self.data, 160))
+
+
+def split_id(text):
+    """(epoch, seq) of an mjs event id "EPOCH.SEQ" (epoch None for a bare
+    "SEQ"); (None, text) for anything else."""
+    epoch, dot, seq = text.rpartition('.')
+    if seq.isascii() and seq.isdigit() and (not dot or (epoch.isascii() and epoch.isdigit())):
+        return (int(epoch) if dot else None), int(seq)
+    return None, text
 
 
 class SSEParser:
@@ -198,7 +210,7 @@ class SSEParser:
         if not self._data:
             self._event = ''
             if block_id is not None:
-                self.marker_ids.append(int(block_id) if block_id.isdigit() else block_id)
+                self.marker_ids.append(split_id(block_id)[1])
             return None
         ev = Event(self.last_event_id, self._event or 'message', '\n'.join(self._data))
         self._data = []

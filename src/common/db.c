@@ -4,6 +4,10 @@
  * when it comes back is dropped and a fresh one is made when next needed, so a
  * database restart heals without restarting the responders.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* program_invocation_short_name */
+#endif
+
 #include "common/db.h"
 #include "common/log.h"
 
@@ -28,9 +32,27 @@ static void notice_to_log(void *arg, const char *message)
 	log_debug("db notice: %.*s", (int)n, message);
 }
 
+/*
+ * What every connection gets unless the configured conninfo says otherwise
+ * (its fields come after these, and libpq keeps the last value of a key):
+ * a dead database host is noticed in seconds, not the kernel's two hours,
+ * so a pooled connection, a LISTEN or a worker's flush moves on to the new
+ * primary of a multi-host conninfo (mjs.conf(5), "database") quickly.
+ * - connect_timeout: per host tried, so an unreachable first host of the
+ *   list does not hold the connection for the kernel's SYN timeout;
+ * - keepalives: an idle connection (a LISTEN, a pooled one) is probed after
+ *   5 s of silence, every 2 s, and dropped after 3 unanswered probes;
+ * - tcp_user_timeout: a connection whose sent data stays unacknowledged for
+ *   10 s (a query to a host that died mid-request) is dropped.
+ * fallback_application_name names the program in pg_stat_activity.
+ */
 PGconn *db_connect(const char *conninfo)
 {
-	PGconn *conn = PQconnectdb(conninfo);
+	static const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+					    "keepalives_count", "tcp_user_timeout", "fallback_application_name",
+					    "dbname", NULL };
+	const char *values[] = { "5", "1", "5", "2", "3", "10000", program_invocation_short_name, conninfo, NULL };
+	PGconn *conn = PQconnectdbParams(keys, values, 1);
 
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char *msg = PQerrorMessage(conn);

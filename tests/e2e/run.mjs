@@ -656,6 +656,50 @@ SQL`, { E2E_USER: 'alice_' + suffix, E2E_CONV: id });
     A2.allowed = [];
   });
 
+  // A failover to a standby that had not received the newest commits: the
+  // rename the tabs saw is gone from the database, and the user's seq is back
+  // before it. The tab's last id is past the new head, so the stream says
+  // `reset` for "history", and the tab must start over: merging the reload by
+  // seq would keep the lost title, held from a seq newer than the reload's.
+  await step('a-failover-that-lost-events-starts-the-tab-over', [A1], async () => {
+    if (!process.env.MJS_STATE_DIR) throw new Error('needs MJS_STATE_DIR (the stack\'s processes are restarted)');
+    const call = await apiClient(ctxA);
+    await A1.page.click('#nav-chat');
+    const kept = `Kept ${suffix}`, lost = `Lost in a failover ${suffix}`;
+    const c = await call('POST', '/conversations', { title: kept });
+    await poll(async () => (await convTitles(A1)).includes(kept), 'the new conversation in tab 1');
+    const seq = (await call('GET', '/me')).event_seq;
+    await call('PATCH', `/conversations/${c.id}`, { title: lost });
+    await poll(async () => (await convTitles(A1)).includes(lost), 'the rename in tab 1');
+    A1.allowed.push({ text: /50[234]|net::ERR_/ });
+    A2.allowed.push({ text: /50[234]|net::ERR_/ });
+    try {
+      stackShell('mjs_stop api-1 api-2');
+      await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'reconnecting', 'the reconnecting indicator');
+      stackShell(`mjs_psql -d mjs -v name="$E2E_USER" -v id="$E2E_CONV" -v seq="$E2E_SEQ" -v kept="$E2E_KEPT" <<'SQL'
+BEGIN;
+SELECT mjs.lock_user(id) FROM mjs.users WHERE username = :'name';
+UPDATE mjs.conversations SET title = :'kept' WHERE id = :'id';
+DELETE FROM mjs.events WHERE user_id = (SELECT id FROM mjs.users WHERE username = :'name') AND seq > :'seq'::bigint;
+UPDATE mjs.users SET event_seq = :'seq'::bigint WHERE username = :'name';
+COMMIT;
+SQL`, { E2E_USER: 'alice_' + suffix, E2E_CONV: c.id, E2E_SEQ: String(seq), E2E_KEPT: kept });
+    } finally {
+      stackShell('mjs_pid api-1 >/dev/null || mjs_start_api 1; mjs_pid api-2 >/dev/null || mjs_start_api 2');
+    }
+    await poll(async () => {
+      const titles = await convTitles(A1);
+      return titles.includes(kept) && !titles.includes(lost);
+    }, 'tab 1 to show the database\'s title, not the lost rename', 20000);
+    await poll(async () => (await A1.page.getAttribute('#conn', 'data-state')) === 'live', 'the live indicator again');
+    // and it goes on live in the new history
+    await call('PATCH', `/conversations/${c.id}`, { title: `${kept} again` });
+    await poll(async () => (await convTitles(A1)).includes(`${kept} again`), 'a rename after the failover in tab 1');
+    await A1.shot('after-failover');
+    A1.allowed = [];
+    A2.allowed = [];
+  });
+
   // The race of issue 11: a tab opens a conversation (or starts up) while
   // another device sends messages into it, renames and deletes. Whatever
   // arrives while the tab's REST load is in flight, the tab must end showing

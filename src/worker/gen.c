@@ -211,3 +211,44 @@ void gen_flush_forget(struct gen *list)
 	for (struct gen *g = list; g; g = g->next)
 		g->in_flush = 0;
 }
+
+/* The byte offset of character chars (counted from 0) in s, len bytes of UTF-8; len past the end. */
+static size_t utf8_offset(const char *s, size_t len, long chars)
+{
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80 && chars-- == 0)
+			return i;
+	return len;
+}
+
+long gen_rewind(struct gen *g, long chars, long rchars)
+{
+	long gone = 0;
+
+	if (chars >= 0 && chars < g->content_chars) {
+		long lost = g->content_chars - chars;
+		struct buf again = { 0 };
+		size_t off = g->whole ? utf8_offset(g->text.data, g->text.len, chars) : 0;
+
+		if (g->whole && buf_append(&again, g->text.data + off, g->text.len - off) == 0 &&
+		    buf_append(&again, g->pending.data ? g->pending.data : "", g->pending.len) == 0) {
+			buf_free(&g->pending);
+			g->pending = again;
+			g->pending_chars += lost;
+			g->text.len = off;
+			if (g->text.data)
+				g->text.data[off] = '\0';
+		} else {
+			buf_free(&again);
+			gone += lost;
+		}
+		g->content_chars = chars;
+		g->dirty = 1;
+	}
+	if (rchars >= 0 && rchars < g->reasoning_chars) {
+		gone += g->reasoning_chars - rchars;
+		g->reasoning_chars = rchars;
+		g->dirty = 1;
+	}
+	return gone;
+}

@@ -130,4 +130,15 @@ void gen_flush_gone(struct gen *list, const char *id);
 /* The flush was not written (or not known to be): everything goes out again. */
 void gen_flush_forget(struct gen *list);
 
+/*
+ * After a reconnect: the database holds chars characters of g's answer and
+ * rchars of its reasoning. Fewer than g wrote means commits it was told were
+ * done are gone (a failover to a standby that had not received them): the
+ * lost answer text goes out again from g's copy when it has one (whole), else
+ * g goes on from what is stored. More is left to the offset rule (a flush
+ * whose commit landed but whose answer was lost is ignored when sent again).
+ * Returns the characters lost for good (0 when everything can be sent again).
+ */
+long gen_rewind(struct gen *g, long chars, long rchars);
+
 #endif

@@ -61,6 +61,42 @@ int jobs_claim(PGconn *db, const struct config *cfg, const char *worker, int lim
 	return n;
 }
 
+static const char SQL_RESYNC[] =
+	"SELECT m.id, mjs.message_chars(m), mjs.message_reasoning_chars(m) FROM mjs.messages m "
+	"WHERE m.id = ANY ($1::uuid[])";
+
+int jobs_resync(PGconn *db, struct gen *list)
+{
+	struct buf ids = { 0 };
+	const char *params[1];
+	PGresult *res;
+
+	if (!list)
+		return 0;
+	for (struct gen *g = list; g; g = g->next)
+		buf_array_add(&ids, g->id);
+	params[0] = buf_array_end(&ids);
+	res = db_exec(db, SQL_RESYNC, 1, params);
+	buf_free(&ids);
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct gen *g = gen_find(list, PQgetvalue(res, i, 0));
+		long chars = atol(PQgetvalue(res, i, 1)), rchars = atol(PQgetvalue(res, i, 2)), was, rwas, gone;
+		if (!g)
+			continue;
+		was = g->content_chars;
+		rwas = g->reasoning_chars;
+		gone = gen_rewind(g, chars, rchars);
+		if (chars < was || rchars < rwas)
+			log_warn("generation rewound id=%s chars=%ld stored=%ld reasoning_chars=%ld stored=%ld lost=%ld "
+				 "reason=\"written text missing after the reconnect (a failover lost commits)\"",
+				 g->id, was, chars, rwas, rchars, gone);
+	}
+	PQclear(res);
+	return 0;
+}
+
 static const char SQL_FLUSH[] = "SELECT id FROM mjs.flush_generations($1::json) AS id";
 
 int jobs_flush_start(PGconn *db, struct gen *list, const struct gen *only, int skip_suspects)

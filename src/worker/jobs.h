@@ -58,6 +58,13 @@ int jobs_flush(PGconn *db, struct gen *list, struct janitor *janitor);
  */
 int jobs_renew(PGconn *db, const struct config *cfg, const char *worker, struct gen *list);
 
+/*
+ * After a reconnect, before the next flush: reads how much of each gen's text
+ * the database holds and rewinds the gens that lost commits (gen_rewind: a
+ * failover to a standby that had not received them). Returns 0 or -1.
+ */
+int jobs_resync(PGconn *db, struct gen *list);
+
 /* Gives this worker's running jobs back at once (lease expired now). */
 int jobs_hand_back(PGconn *db, const char *worker);
 

@@ -110,6 +110,12 @@ static int db_ensure(struct worker *w)
 		w->db_retry_at = util_now_ms() + DB_RETRY_MS;
 		return -1;
 	}
+	if (jobs_resync(w->db, w->gens) < 0) {	/* commits may have been lost (a failover) */
+		PQfinish(w->db);
+		w->db = NULL;
+		w->db_retry_at = util_now_ms() + DB_RETRY_MS;
+		return -1;
+	}
 	w->want_claim = w->want_tasks = 1;
 	w->leases_unsure = 1;		/* they may have run out while the database was away */
 	w->next_renew = 0;		/* so renew first, now */

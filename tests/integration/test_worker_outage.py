@@ -10,6 +10,7 @@ all dead, reconnect on use and the read goes again.
 """
 
 import json
+import os
 import time
 import urllib.request
 
@@ -60,3 +61,40 @@ def test_a_database_outage_longer_than_the_lease_neither_fails_nor_repeats_runni
         t = mjs.wait_task_final(a, task['id'], 40)
         assert t['status'] == 'succeeded', t
         assert len(mjs.fake_tasks(prompt)) == 1, 'the task was submitted %d times' % len(mjs.fake_tasks(prompt))
+
+
+@mjs.timeout(120)
+def test_text_a_failover_lost_is_written_again_and_the_reply_ends_whole():
+    """
+    A failover to a standby that had not received the newest commits leaves a
+    streaming reply shorter in the database than the worker wrote it, while
+    the worker's connection breaks. Made here in one transaction: the user's
+    lock holds the worker's next flush, every chunk of the reply but the first
+    goes, and the worker's connections are cut. The worker must find out when
+    it reconnects and write the lost text again from its own copy: the reply
+    ends with its whole text, once, not with a hole or cut at the loss.
+    """
+    with mjs.Client() as a:
+        a.signup()
+        cid = a.create_conversation('lost in a failover')['id']
+        mid = mjs.send_message(a, cid, 'a slow one', 'fake:tps=10:tokens=60')['assistant_message']['id']
+        mjs.wait_message(a, cid, mid, lambda m: m['status'] == 'streaming' and len(m['content']) >= 40, 20,
+                         'the reply to stream a few flushes')
+        kept = mjs.psql("""
+BEGIN;
+SELECT mjs.lock_user(user_id) FROM mjs.messages WHERE id = :'p1';
+DELETE FROM mjs.message_chunks WHERE message_id = :'p1'
+    AND "offset" > (SELECT min("offset") FROM mjs.message_chunks WHERE message_id = :'p1');
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'mjs-worker';
+SELECT mjs.message_chars(m) FROM mjs.messages m WHERE id = :'p1';
+COMMIT;""", mid)
+        lines = '\n'.join(v or '' for row in kept for v in row).split('\n')    # one line per statement's row
+        cut, chars = int(lines[-2]), int(lines[-1])
+        assert cut >= 1, 'no worker connection was cut: %r' % kept
+        assert chars < 40, 'the database should hold less than the worker wrote: %d characters' % chars
+        m = mjs.wait_final(a, cid, mid, 60)
+        assert m['status'] == 'completed', 'the reply ended %s: %s' % (m['status'], m.get('error'))
+        assert m['content'] == mjs.fake_tokens(60), 'not the whole text once: %r' % m['content']
+        with open(os.path.join(mjs.env()['MJS_STATE_DIR'], 'logs', 'worker.log'), encoding='utf-8',
+                  errors='replace') as f:
+            assert 'generation rewound id=%s' % mid in f.read(), 'the worker did not log the rewind'

@@ -304,6 +304,63 @@ START_TEST(test_reasoning_has_its_own_offsets_and_the_final_says_usage_and_why)
 }
 END_TEST
 
+/* Flushes everything of g and says it was written. */
+static void flush_all(struct gen *g)
+{
+	json_object_put(gen_flush_batch(g, NULL, 0));
+	gen_flush_written(g, finished, NULL);
+}
+
+START_TEST(test_text_lost_in_a_failover_goes_out_again_from_where_the_database_stands)
+{
+	struct gen *g = make("a", 0);
+	struct json_object *b;
+
+	text(g, "naïve ");
+	flush_all(g);
+	text(g, "café ");
+	flush_all(g);				/* 11 characters written, as far as the worker knows */
+	text(g, "au lait");			/* not flushed yet */
+	ck_assert_int_eq(gen_rewind(g, 11, 0), 0);	/* the database has it all: nothing to do */
+	ck_assert_int_eq(g->content_chars, 11);
+	ck_assert_int_eq(gen_rewind(g, 3, 0), 0);	/* a failover kept only "naï" */
+	ck_assert_int_eq(g->content_chars, 3);
+	ck_assert_str_eq(g->pending.data, "ve café au lait");
+	ck_assert_int_eq(g->pending_chars, 15);
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "offset"), "3");
+	ck_assert_str_eq(field(job(b, "a"), "text"), "ve café au lait");
+	json_object_put(b);
+	gen_flush_written(g, finished, NULL);
+	ck_assert_int_eq(g->content_chars, 18);
+	gen_set_status(g, "completed", NULL);
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "content"), "naïve café au lait");	/* no text twice */
+	json_object_put(b);
+	gen_free(g);
+}
+END_TEST
+
+START_TEST(test_without_its_own_copy_a_gen_goes_on_from_what_is_stored)
+{
+	struct gen *g = make("a", 40);		/* recovered with text: the database folds it */
+	struct json_object *b;
+
+	text(g, "abcdef");
+	flush_all(g);
+	g->reasoning_chars = 9;
+	ck_assert_int_eq(gen_rewind(g, 42, 5), 4 + 4);	/* "cdef" and 4 of the reasoning are gone */
+	ck_assert_int_eq(g->content_chars, 42);
+	ck_assert_int_eq(g->reasoning_chars, 5);
+	text(g, "g");
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "offset"), "42");
+	ck_assert_str_eq(field(job(b, "a"), "text"), "g");
+	json_object_put(b);
+	gen_free(g);
+}
+END_TEST
+
 Suite *gen_suite(void)
 {
 	Suite *s = suite_create("gen");
@@ -319,6 +376,8 @@ Suite *gen_suite(void)
 	tcase_add_test(tc, test_reply_max_chars_cuts_at_a_character);
 	tcase_add_test(tc, test_a_deleted_message_ends_its_gen);
 	tcase_add_test(tc, test_reasoning_has_its_own_offsets_and_the_final_says_usage_and_why);
+	tcase_add_test(tc, test_text_lost_in_a_failover_goes_out_again_from_where_the_database_stands);
+	tcase_add_test(tc, test_without_its_own_copy_a_gen_goes_on_from_what_is_stored);
 	suite_add_tcase(s, tc);
 	return s;
 }

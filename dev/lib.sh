@@ -511,6 +511,8 @@ mjs_nginx_conf() { printf '%s' "$MJS_STATE_DIR/nginx/nginx.conf"; }
 
 # Renders nginx/mjs.conf into the state directory and writes the nginx.conf
 # around it (own pid, logs and temp paths; daemon off: mjs_spawn supervises it).
+# MJS_NGINX_HTTP_EXTRA: directives added to its http block (dev/cluster: the
+# load balancer's address for set_real_ip_from).
 mjs_render_nginx() {
 	local dir=$MJS_STATE_DIR/nginx web=${MJS_WEB_ROOT:-$MJS_REPO/web} tpl left user='' nofile
 	if [ ! -d "$web" ]; then
@@ -573,7 +575,10 @@ mjs_render_nginx() {
 	    proxy_temp_path $dir/tmp/proxy;
 	    scgi_temp_path $dir/tmp/scgi;
 	    uwsgi_temp_path $dir/tmp/uwsgi;
-
+	${MJS_NGINX_HTTP_EXTRA:+
+	    # MJS_NGINX_HTTP_EXTRA
+	    $MJS_NGINX_HTTP_EXTRA
+	}
 	    include $dir/mjs.conf;
 	}
 	EOF
@@ -581,8 +586,9 @@ mjs_render_nginx() {
 
 # nginx -t on the rendered configuration; prints nginx's complaint on failure.
 mjs_nginx_test() {
-	local out
-	if ! out=$(nginx -t -q -p "$MJS_STATE_DIR/nginx/" -c "$(mjs_nginx_conf)" -e stderr 2>&1); then
+	local out ns=()
+	[ -n "${MJS_NETNS:-}" ] && ns=(ip netns exec "$MJS_NETNS")	# where it will listen
+	if ! out=$("${ns[@]}" nginx -t -q -p "$MJS_STATE_DIR/nginx/" -c "$(mjs_nginx_conf)" -e stderr 2>&1); then
 		printf '%s\n' "$out" >&2
 		mjs_warn "nginx -t failed for $(mjs_nginx_conf)"
 		return 1

@@ -114,6 +114,12 @@ def pidfiles(host):
     return out
 
 
+def killed_at(host):
+    """When dev/cluster kill last killed HOST (wall clock, seconds)."""
+    with open(os.path.join(cluster_dir(), host, 'killed_at')) as f:
+        return float(f.read())
+
+
 def patroni_cluster():
     """Patroni's GET /cluster from any database host that answers, or None."""
     for h in ('db1', 'db2'):
@@ -353,8 +359,9 @@ def step_app_host_killed_mid_reply_tabs_move_and_miss_nothing(w):
     host_sh('app2', 'mjs_start_worker')
 
     on_app1 = [t for t in w.tabs if t.name == 'app1-tab']
-    t_kill = time.monotonic()
+    t0, wall0 = time.monotonic(), time.time()
     cluster('kill', 'app1')
+    t_kill = t0 + (killed_at('app1') - wall0)
     seen = {t.name: len(t.streams) for t in w.tabs}
     for t in on_app1:
         mjs.wait_until(lambda: len(t.streams) > seen[t.name], WAIT, '%s to reconnect through the balancer' % t.name)
@@ -394,8 +401,12 @@ def step_primary_killed_mid_reply_standby_promoted_tabs_miss_nothing(w):
         tab.wait_for(lambda e: e.event == 'message.delta' and e.json.get('message_id') == mid
                      and e.json['offset'] >= 40, WAIT, '40 characters of the reply')
 
-    t_kill, wall_kill = time.monotonic(), time.time()
+    t0, wall0 = time.monotonic(), time.time()
     cluster('kill', '--cut', old['name']) if cut else cluster('kill', old['name'])
+    # the moment dev/cluster killed it: nothing commits after it, so an event
+    # created later was committed on the new primary
+    wall_kill = killed_at(old['name'])
+    t_kill = t0 + (wall_kill - wall0)
     say('  killed the primary %s%s' % (old['name'], ' (cable pulled first)' if cut else ''))
     # promoted: another leader, on the next timeline
     new = mjs.wait_until(lambda: (lambda m: m if m and m['name'] != old['name'] and

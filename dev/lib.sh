@@ -36,6 +36,8 @@ MJS_DEB_PACKAGES="build-essential autoconf automake libtool pkg-config libfcgi-d
 	libjson-c-dev libcurl4-openssl-dev check libcrypt-dev postgresql-15 nginx-light python3
 	mandoc groff-base curl clang git debhelper dpkg-dev fakeroot lintian node-marked node-dompurify"
 MJS_PROCS="fake worker api-1 api-2 nginx"
+# What dev/cluster runs besides (a PostgreSQL failover cluster in network namespaces).
+MJS_CLUSTER_PACKAGES="patroni etcd-server haproxy iproute2 util-linux"
 
 mjs_say() { printf '%s\n' "$*"; }
 mjs_warn() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
@@ -71,6 +73,8 @@ mjs_apt_install() {
 # Installs the Debian packages the project needs.
 # shellcheck disable=SC2086 # the list is split on purpose
 mjs_install_deps() { mjs_apt_install $MJS_DEB_PACKAGES; }
+# shellcheck disable=SC2086
+mjs_install_cluster_deps() { mjs_apt_install $MJS_DEB_PACKAGES $MJS_CLUSTER_PACKAGES; }
 
 # What the browser tests (tests/e2e) need: Debian's chromium, node and npm (from
 # Debian unless a node is installed already, e.g. NodeSource's, which brings
@@ -243,10 +247,13 @@ mjs_log_tail() {
 }
 
 # mjs_spawn NAME COMMAND...: starts COMMAND in a new session, stdin from
-# /dev/null, output appended to logs/NAME.log, pid in run/NAME.pid.
+# /dev/null, output appended to logs/NAME.log, pid in run/NAME.pid. With
+# MJS_NETNS set, inside that network namespace (ip netns exec, which execs: the
+# pid is still COMMAND's); dev/cluster's hosts are such namespaces.
 mjs_spawn() {
-	local name=$1 pidfile log deadline
+	local name=$1 pidfile log deadline ns=()
 	shift
+	[ -n "${MJS_NETNS:-}" ] && ns=(ip netns exec "$MJS_NETNS")
 	pidfile=$(mjs_pidfile "$name")
 	log=$(mjs_logfile "$name")
 	rm -f "$pidfile"
@@ -255,7 +262,7 @@ mjs_spawn() {
 	[ -z "${ASAN_OPTIONS:-}" ] && [ -n "${MJS_ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS=$MJS_ASAN_OPTIONS
 	[ -z "${UBSAN_OPTIONS:-}" ] && [ -n "${MJS_UBSAN_OPTIONS:-}" ] && export UBSAN_OPTIONS=$MJS_UBSAN_OPTIONS
 	# shellcheck disable=SC2016 # $$ and $@ are the inner shell's
-	setsid -f sh -c 'echo $$ >"$0.new" && mv "$0.new" "$0" && exec "$@"' "$pidfile" "$@" \
+	setsid -f sh -c 'echo $$ >"$0.new" && mv "$0.new" "$0" && exec "$@"' "$pidfile" "${ns[@]}" "$@" \
 		</dev/null >>"$log" 2>&1 3>&- 4>&- || { mjs_warn "cannot start $name"; return 1; }
 	deadline=$(($(mjs_now_us) + 5000000))
 	until [ -s "$pidfile" ]; do
@@ -504,6 +511,8 @@ mjs_nginx_conf() { printf '%s' "$MJS_STATE_DIR/nginx/nginx.conf"; }
 
 # Renders nginx/mjs.conf into the state directory and writes the nginx.conf
 # around it (own pid, logs and temp paths; daemon off: mjs_spawn supervises it).
+# MJS_NGINX_HTTP_EXTRA: directives added to its http block (dev/cluster: the
+# load balancer's address for set_real_ip_from).
 mjs_render_nginx() {
 	local dir=$MJS_STATE_DIR/nginx web=${MJS_WEB_ROOT:-$MJS_REPO/web} tpl left user='' nofile
 	if [ ! -d "$web" ]; then
@@ -513,6 +522,14 @@ mjs_render_nginx() {
 			>"$web/index.html"
 	fi
 	tpl=$(cat "$MJS_REPO/nginx/mjs.conf") || return 1
+	# MJS_LISTEN_ADDR: an address other than 127.0.0.1 (dev/cluster's app hosts,
+	# which the load balancer reaches over their bridge)
+	if [ -n "${MJS_LISTEN_ADDR:-}" ]; then
+		case $tpl in
+		*"listen 127.0.0.1:@MJS_PORT@;"*) tpl=${tpl//"listen 127.0.0.1:@MJS_PORT@;"/"listen $MJS_LISTEN_ADDR:@MJS_PORT@;"} ;;
+		*) mjs_warn "nginx/mjs.conf has no 'listen 127.0.0.1:@MJS_PORT@;' line for MJS_LISTEN_ADDR"; return 1 ;;
+		esac
+	fi
 	tpl=${tpl//@MJS_PORT@/"$MJS_PORT"}
 	tpl=${tpl//@MJS_SOCK_DIR@/"$MJS_STATE_DIR/sock"}
 	tpl=${tpl//@MJS_WEB_ROOT@/"$web"}
@@ -558,7 +575,10 @@ mjs_render_nginx() {
 	    proxy_temp_path $dir/tmp/proxy;
 	    scgi_temp_path $dir/tmp/scgi;
 	    uwsgi_temp_path $dir/tmp/uwsgi;
-
+	${MJS_NGINX_HTTP_EXTRA:+
+	    # MJS_NGINX_HTTP_EXTRA
+	    $MJS_NGINX_HTTP_EXTRA
+	}
 	    include $dir/mjs.conf;
 	}
 	EOF
@@ -566,8 +586,9 @@ mjs_render_nginx() {
 
 # nginx -t on the rendered configuration; prints nginx's complaint on failure.
 mjs_nginx_test() {
-	local out
-	if ! out=$(nginx -t -q -p "$MJS_STATE_DIR/nginx/" -c "$(mjs_nginx_conf)" -e stderr 2>&1); then
+	local out ns=()
+	[ -n "${MJS_NETNS:-}" ] && ns=(ip netns exec "$MJS_NETNS")	# where it will listen
+	if ! out=$("${ns[@]}" nginx -t -q -p "$MJS_STATE_DIR/nginx/" -c "$(mjs_nginx_conf)" -e stderr 2>&1); then
 		printf '%s\n' "$out" >&2
 		mjs_warn "nginx -t failed for $(mjs_nginx_conf)"
 		return 1
@@ -686,6 +707,7 @@ mjs_write_env() {
 			MJS_FAKE_PORT MJS_PG_PORT; do
 			printf '%s=%s\n' "$var" "$(mjs_shell_quote "${!var}")"
 		done
+		printf 'MJS_NETNS=%s\n' "$(mjs_shell_quote "${MJS_NETNS:-}")"
 		printf 'MJS_SOCK_DIR=%s\n' "$(mjs_shell_quote "$MJS_STATE_DIR/sock")"
 		printf 'MJS_LOG_DIR=%s\n' "$(mjs_shell_quote "$MJS_STATE_DIR/logs")"
 		printf 'MJS_ASAN_OPTIONS=%s\n' "$(mjs_shell_quote "${ASAN_OPTIONS:-${MJS_ASAN_OPTIONS:-}}")"

@@ -3,9 +3,9 @@
 fake_upstream: a fake AI upstream for the integration tests, the benchmarks
 and the demo. Python 3 standard library only.
 
-    python3 dev/fake_upstream PORT
+    python3 dev/fake_upstream [ADDR:]PORT
 
-Listens on 127.0.0.1:PORT and speaks (HTTP/1.1, keep-alive):
+Listens on ADDR:PORT (ADDR 127.0.0.1 unless given) and speaks (HTTP/1.1, keep-alive):
 
     GET  /healthz                 200 {"status":"ok"}
     GET  /stats                   counters: chat requests, streams open, streams

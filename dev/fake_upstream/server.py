@@ -416,17 +416,20 @@ class Conn(asyncio.Protocol):
 
 def main(argv):
     global LOOP
-    if len(argv) != 1 or not argv[0].isdigit():
-        sys.stderr.write('usage: python3 dev/fake_upstream PORT\n')
+    # PORT, or ADDR:PORT (dev/cluster runs the fake on a host of its own)
+    addr, _, port = argv[0].rpartition(':') if len(argv) == 1 else ('', '', '')
+    if not port.isdigit():
+        sys.stderr.write('usage: python3 dev/fake_upstream [ADDR:]PORT\n')
         return 2
-    port = int(argv[0])
+    addr = addr or '127.0.0.1'
+    port = int(port)
     LOOP = common.LOOP = asyncio.new_event_loop()
     asyncio.set_event_loop(LOOP)
     server = LOOP.run_until_complete(LOOP.create_server(
-        Conn, '127.0.0.1', port, backlog=1024, reuse_address=True))
+        Conn, addr, port, backlog=1024, reuse_address=True))
     for signum in (signal.SIGTERM, signal.SIGINT):
         LOOP.add_signal_handler(signum, LOOP.stop)
-    sys.stderr.write('info fake upstream listening addr=127.0.0.1:%d\n' % port)
+    sys.stderr.write('info fake upstream listening addr=%s:%d\n' % (addr, port))
     sys.stderr.flush()
     LOOP.run_forever()
     server.close()

@@ -14,7 +14,8 @@
 #include <sys/epoll.h>
 
 #define LISTEN_RETRY_MS 1000
-#define LISTEN_RETRY_MAX_MS 10000
+/* every second: after a failover tabs wait for this, not for a backoff (1 connect/s per responder) */
+#define LISTEN_RETRY_MAX_MS 1000
 #define LISTEN_NOTIFY_BATCH 512	/* notifications taken at once (their big events read in one query) */
 
 void listen_init(struct listener *l, const char *conninfo)

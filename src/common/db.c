@@ -59,6 +59,10 @@ PGconn *db_connect(const char *conninfo)
 		size_t n = strlen(msg);
 		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 			n--;
+		/* one line per happening: libpq says one line per host tried, and hints */
+		for (size_t i = 0; i < n; i++)
+			if (msg[i] == '\n' || msg[i] == '\t')
+				msg[i] = ' ';
 		log_error("db connect failed: %.*s", (int)n, msg);
 		PQfinish(conn);
 		return NULL;

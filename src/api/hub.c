@@ -234,8 +234,8 @@ static void *hub_main(void *arg)
 		int timeout = h->streams.dirty ? 0 : 1000;
 		int stopping;
 
-		if (!h->listener.db && now >= h->listener.retry_at)
-			listen_connect(&h->listener, &h->streams, &db_tag, now);
+		if (!h->listener.db)
+			listen_connect(&h->listener, &h->streams, &db_tag, now);	/* starts or takes over */
 		int n = epoll_wait(h->epfd, events, HUB_MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("hub epoll_wait failed: %s", strerror(errno));
@@ -292,7 +292,7 @@ struct hub *hub_start(const struct config *cfg)
 	}
 	pthread_mutex_init(&h->lock, NULL);
 	seats_init(&h->seats, cfg->max_streams_per_user);
-	listen_init(&h->listener, cfg->database);
+	listen_init(&h->listener, cfg->database, h->wakefd);
 	streams_init(&h->streams, h->epfd, cfg->stream_queue_max, stream_closed, h);
 	if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
 		log_error("hub thread start failed");

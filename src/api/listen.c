@@ -12,25 +12,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #define LISTEN_RETRY_MS 1000
 /* every second: after a failover tabs wait for this, not for a backoff (1 connect/s per responder) */
 #define LISTEN_RETRY_MAX_MS 1000
 #define LISTEN_NOTIFY_BATCH 512	/* notifications taken at once (their big events read in one query) */
 
-void listen_init(struct listener *l, const char *conninfo)
+void listen_init(struct listener *l, const char *conninfo, int notify_fd)
 {
 	memset(l, 0, sizeof(*l));
 	l->conninfo = conninfo;
 	l->fd = -1;
 	l->retry_ms = LISTEN_RETRY_MS;
+	l->notify_fd = notify_fd;
+	pthread_mutex_init(&l->lock, NULL);
 }
 
 void listen_lost(struct listener *l, struct streams *ss, const char *why, int64_t now_ms)
 {
+	int n;
+
 	if (!l->db)
 		return;
-	log_warn("hub lost its database connection: %s; streams stay open and catch up after reconnect", why);
+	n = (int)strcspn(why, "\n");	/* libpq's message: its first line */
+
+	log_warn("hub lost its database connection: %.*s; streams stay open and catch up after reconnect", n, why);
 	epoll_ctl(ss->epfd, EPOLL_CTL_DEL, l->fd, NULL);
 	PQfinish(l->db);
 	l->db = NULL;
@@ -40,8 +47,15 @@ void listen_lost(struct listener *l, struct streams *ss, const char *why, int64_
 
 void listen_close(struct listener *l)
 {
+	if (l->connecting) {
+		pthread_join(l->connector, NULL);
+		l->connecting = 0;
+		PQfinish(l->made);
+		l->made = NULL;
+	}
 	PQfinish(l->db);
 	l->db = NULL;
+	pthread_mutex_destroy(&l->lock);
 }
 
 /* A session was deleted (logout, revocation): end its streams in this process. */
@@ -116,28 +130,76 @@ static void recheck_sessions(struct listener *l, struct streams *ss)
 		log_info("hub ended streams=%d reason=\"their sessions ended while LISTEN was down\"", ended);
 }
 
+/*
+ * The connector: connects, LISTENs on both channels and reads the epoch. A
+ * primary's timeline stays while it runs, so the epoch read once is that of
+ * every notification on this connection (a promoted standby cannot have
+ * LISTENed; a demoted primary restarts and drops it).
+ */
+static void *connector_main(void *arg)
+{
+	struct listener *l = arg;
+	PGconn *db = db_connect_as(l->conninfo, "mjs-api-listen");
+	PGresult *res = NULL;
+	int32_t epoch = 0;
+	uint64_t one = 1;
+	ssize_t w;
+
+	if (db && (db_command(db, "LISTEN " EVENTS_CHANNEL, 0, NULL) < 0 ||
+		   db_command(db, "LISTEN " SESSIONS_CHANNEL, 0, NULL) < 0 ||
+		   !(res = db_exec(db, "SELECT mjs.epoch()", 0, NULL)) || PQntuples(res) != 1)) {
+		PQfinish(db);
+		db = NULL;
+	}
+	if (db)
+		epoch = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	pthread_mutex_lock(&l->lock);
+	l->made = db;
+	l->made_epoch = epoch;
+	l->done = 1;
+	pthread_mutex_unlock(&l->lock);
+	w = write(l->notify_fd, &one, sizeof(one));
+	(void)w;
+	return NULL;
+}
+
 int listen_connect(struct listener *l, struct streams *ss, void *tag, int64_t now_ms)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
-	PGconn *db = db_connect(l->conninfo);
-	PGresult *res = NULL;
+	PGconn *db;
+	int done;
 
-	/*
-	 * A primary's timeline stays while it runs, so the epoch read once is that
-	 * of every notification on this connection (a promoted standby cannot have
-	 * LISTENed; a demoted primary restarts and drops it).
-	 */
-	if (!db || db_command(db, "LISTEN " EVENTS_CHANNEL, 0, NULL) < 0 ||
-	    db_command(db, "LISTEN " SESSIONS_CHANNEL, 0, NULL) < 0 ||
-	    !(res = db_exec(db, "SELECT mjs.epoch()", 0, NULL)) || PQntuples(res) != 1) {
-		PQclear(res);
-		PQfinish(db);
+	if (l->db)
+		return 0;
+	if (!l->connecting) {
+		if (now_ms < l->retry_at)
+			return -1;
+		l->done = 0;
+		l->made = NULL;
+		if (pthread_create(&l->connector, NULL, connector_main, l) != 0) {
+			log_error("hub cannot start its connector thread; retrying");
+			l->retry_at = now_ms + l->retry_ms;
+			return -1;
+		}
+		l->connecting = 1;
+		return -1;
+	}
+	pthread_mutex_lock(&l->lock);
+	done = l->done;
+	db = l->made;
+	l->made = NULL;
+	pthread_mutex_unlock(&l->lock);
+	if (!done)
+		return -1;
+	pthread_join(l->connector, NULL);
+	l->connecting = 0;
+	if (!db) {
 		l->retry_at = now_ms + l->retry_ms;
 		l->retry_ms = l->retry_ms * 2 > LISTEN_RETRY_MAX_MS ? LISTEN_RETRY_MAX_MS : l->retry_ms * 2;
 		return -1;
 	}
-	l->epoch = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
+	l->epoch = l->made_epoch;
 	PQsetnonblocking(db, 0);
 	l->db = db;
 	l->fd = PQsocket(db);

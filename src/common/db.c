@@ -44,14 +44,20 @@ static void notice_to_log(void *arg, const char *message)
  *   5 s of silence, every 2 s, and dropped after 3 unanswered probes;
  * - tcp_user_timeout: a connection whose sent data stays unacknowledged for
  *   10 s (a query to a host that died mid-request) is dropped.
- * fallback_application_name names the program in pg_stat_activity.
+ * fallback_application_name names the program (or the connection's role,
+ * db_connect_as) in pg_stat_activity.
  */
 PGconn *db_connect(const char *conninfo)
+{
+	return db_connect_as(conninfo, program_invocation_short_name);
+}
+
+PGconn *db_connect_as(const char *conninfo, const char *name)
 {
 	static const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
 					    "keepalives_count", "tcp_user_timeout", "fallback_application_name",
 					    "dbname", NULL };
-	const char *values[] = { "5", "1", "5", "2", "3", "10000", program_invocation_short_name, conninfo, NULL };
+	const char *values[] = { "5", "1", "5", "2", "3", "10000", name, conninfo, NULL };
 	PGconn *conn = PQconnectdbParams(keys, values, 1);
 
 	if (PQstatus(conn) != CONNECTION_OK) {

@@ -11,6 +11,9 @@
 /* Connects; logs and returns NULL on failure. */
 PGconn *db_connect(const char *conninfo);
 
+/* The same, named name in pg_stat_activity unless the conninfo names it (application_name). */
+PGconn *db_connect_as(const char *conninfo, const char *name);
+
 /*
  * Runs sql with nparams text parameters (NULL entries are SQL NULL). Returns the
  * result (caller PQclear()s) when it is COMMAND_OK or TUPLES_OK; otherwise logs the

@@ -37,6 +37,7 @@ place its addresses are reachable from. Python 3 standard library only; the
 HTTP, SSE and psql helpers are tests/integration/mjs.
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -44,6 +45,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -464,12 +466,25 @@ def step_old_primary_rejoins_as_synchronous_standby(w):
 
 
 def patroni_config(**changes):
-    """PATCH Patroni's dynamic configuration (kept in etcd) through the leader's REST API."""
+    """
+    PATCH Patroni's dynamic configuration (kept in etcd) through the leader's
+    REST API, with its password (deploy/cluster/patroni.yml); checks that
+    the same request without it is refused.
+    """
     leader = patroni_leader()
     assert leader, 'no Patroni leader'
-    req = urllib.request.Request('http://%s:8008/config' % host_addr(leader['name']),
-                                 data=json.dumps(changes).encode('utf-8'), method='PATCH',
-                                 headers={'Content-Type': 'application/json'})
+    url = 'http://%s:8008/config' % host_addr(leader['name'])
+    body = json.dumps(changes).encode('utf-8')
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=body, method='PATCH',
+                                                      headers={'Content-Type': 'application/json'}), timeout=10)
+        raise AssertionError("Patroni's PATCH /config took a request without its password")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, 'PATCH /config without the password: %d' % e.code
+    with open(os.path.join(cluster_dir(), 'secrets', 'restapi'), encoding='utf-8') as f:
+        auth = base64.b64encode(('patroni:' + f.read().strip()).encode('utf-8')).decode('ascii')
+    req = urllib.request.Request(url, data=body, method='PATCH',
+                                 headers={'Content-Type': 'application/json', 'Authorization': 'Basic ' + auth})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read().decode('utf-8'))
 

@@ -13,14 +13,19 @@
 -- The events stored so far get the timeline the server is on now: the tabs
 -- open before the upgrade hold bare seqs, which mean the current epoch, and
 -- resume as before. It is a constant default, which PostgreSQL stores once
--- instead of rewriting the table; then the column has no default at all,
--- since mjs.emit_batch, the only writer, always says.
+-- instead of rewriting the table. Then the default becomes the timeline of
+-- each insert (mjs.epoch()'s expression: that function is defined after the
+-- migrations run), for the writer that predates the column: the old
+-- mjs.emit_batch still runs between this migration and the definitions
+-- `mjsctl migrate` applies next, and mjs-api and mjs-worker write events
+-- meanwhile. The new mjs.emit_batch says the epoch itself.
 DO $$
 BEGIN
     EXECUTE format('ALTER TABLE mjs.events ADD COLUMN epoch integer NOT NULL DEFAULT %s',
                    ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::integer);
 END
 $$;
-ALTER TABLE mjs.events ALTER COLUMN epoch DROP DEFAULT;
+ALTER TABLE mjs.events ALTER COLUMN epoch
+    SET DEFAULT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::integer;
 COMMENT ON COLUMN mjs.events.epoch IS 'The PostgreSQL timeline the event was written on (mjs.epoch()); its SSE id is "epoch.seq", and a tab resumes after E.N only while event N still has epoch E.';
 COMMENT ON TABLE mjs.events IS 'Every change a user can see, numbered per user 1, 2, 3... without gaps in commit order. The SSE id of an event is "epoch.seq"; reconnecting tabs replay from here.';

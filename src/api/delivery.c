@@ -23,16 +23,33 @@ void delivery_catch_up_all(struct streams *ss)
 	}
 }
 
+/* The epoch to write in s's ids: 0 (bare) for a client that sent a bare seq. */
+static int32_t id_epoch(const struct stream *s, int32_t epoch)
+{
+	return s->bare_ids ? 0 : epoch;
+}
+
 void delivery_event(struct streams *ss, struct stream_user *u, int32_t epoch, int64_t seq, const char *type,
 		    size_t type_len, const char *data, size_t data_len)
 {
+	int bare_made = 0;
+
 	buf_reset(&ss->text);
 	sse_format_event(&ss->text, epoch, seq, type, type_len, data, data_len);
 	for (struct stream *s = u->streams, *next; s; s = next) {
+		const struct buf *text = &ss->text;
 		next = s->next;
 		if (s->catching_up || seq <= s->last_seq)
 			continue;
-		if (seq == s->last_seq + 1 && stream_queue_text(ss, s) == 0) {
+		if (s->bare_ids) {
+			if (!bare_made) {
+				buf_reset(&ss->text_bare);
+				sse_format_event(&ss->text_bare, 0, seq, type, type_len, data, data_len);
+				bare_made = 1;
+			}
+			text = &ss->text_bare;
+		}
+		if (seq == s->last_seq + 1 && stream_queue(ss, s, text->data, text->len) == 0) {
 			s->last_seq = seq;
 			s->last_epoch = epoch;
 		} else if (!s->dead) {
@@ -70,7 +87,7 @@ static int reset(struct streams *ss, struct stream *s, const struct replay_page 
 	log_info("stream reset user=%s from=%d.%lld head=%d.%lld reason=%s", s->user_id, (int)s->last_epoch,
 		 (long long)s->last_seq, (int)p->head_epoch, (long long)p->head, why);
 	buf_reset(&ss->text);
-	sse_format_event(&ss->text, p->head_epoch, p->head, "reset", 5, data, (size_t)n);
+	sse_format_event(&ss->text, id_epoch(s, p->head_epoch), p->head, "reset", 5, data, (size_t)n);
 	if (stream_queue_text(ss, s) != 0)
 		return 1;
 	s->last_seq = p->head;
@@ -109,7 +126,7 @@ int delivery_page(struct streams *ss, struct stream *s, const struct replay_page
 	if (s->last_seq < 0) {
 		/* a stream without Last-Event-ID starts at the head */
 		buf_reset(&ss->text);
-		sse_format_id(&ss->text, p->head_epoch, p->head);
+		sse_format_id(&ss->text, id_epoch(s, p->head_epoch), p->head);
 		if (stream_queue_text(ss, s) != 0)
 			return 1;
 		s->last_seq = p->head;
@@ -134,7 +151,7 @@ int delivery_page(struct streams *ss, struct stream *s, const struct replay_page
 	for (i = 0; i < p->n && !s->dead && stream_pending(s) < low_water(ss); i++) {
 		const struct replay_row *r = &p->rows[i];
 		buf_reset(&ss->text);
-		sse_format_event(&ss->text, r->epoch, r->seq, r->type, r->type_len, r->data, r->data_len);
+		sse_format_event(&ss->text, id_epoch(s, r->epoch), r->seq, r->type, r->type_len, r->data, r->data_len);
 		if (stream_queue_text(ss, s) != 0)
 			return 1;
 		s->last_seq = r->seq;

@@ -22,8 +22,9 @@
  *   of its user is stored with epoch E (or, when N is gone, event N+1 is, with
  *   epoch E): else the history after some event the tab saw was lost in a
  *   failover and N may now be a different event. A bare N means the current
- *   epoch. Checked at every catch-up page, so also after the LISTEN
- *   connection came back from a failover.
+ *   epoch, and the stream's ids go out bare too (the client predates epochs
+ *   and reads ids as numbers). Checked at every catch-up page, so also after
+ *   the LISTEN connection came back from a failover.
  * - When the next event a stream needs is gone (retention, a prune, an id from
  *   another database), or its history is, it is sent `reset` with the head as
  *   its id, and goes on from there: the tab reloads over REST.

@@ -41,7 +41,8 @@ int sse_format_event(struct buf *out, int32_t epoch, int64_t seq, const char *ty
 		     const char *data, size_t data_len)
 {
 	char head[64];
-	int n = snprintf(head, sizeof(head), "id: %d.%lld\nevent: ", (int)epoch, (long long)seq);
+	int n = epoch > 0 ? snprintf(head, sizeof(head), "id: %d.%lld\nevent: ", (int)epoch, (long long)seq)
+			  : snprintf(head, sizeof(head), "id: %lld\nevent: ", (long long)seq);
 
 	if (buf_reserve(out, (size_t)n + type_len + data_len + 16) < 0)
 		return -1;
@@ -55,6 +56,8 @@ int sse_format_event(struct buf *out, int32_t epoch, int64_t seq, const char *ty
 
 int sse_format_id(struct buf *out, int32_t epoch, int64_t seq)
 {
+	if (epoch <= 0)
+		return buf_printf(out, "id: %lld\n\n", (long long)seq);
 	return buf_printf(out, "id: %d.%lld\n\n", (int)epoch, (long long)seq);
 }
 

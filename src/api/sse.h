@@ -30,11 +30,15 @@ struct sse_id {
  */
 int sse_parse_id(const char *text, struct sse_id *out);
 
-/* Appends one SSE event with id "epoch.seq". data must be one line (JSON from PostgreSQL is). */
+/*
+ * Appends one SSE event with id "epoch.seq", or a bare "seq" when epoch is 0
+ * (for a client that sent a bare one: a client from before epochs). data must
+ * be one line (JSON from PostgreSQL is).
+ */
 int sse_format_event(struct buf *out, int32_t epoch, int64_t seq, const char *type, size_t type_len,
 		     const char *data, size_t data_len);
 
-/* Appends "id: EPOCH.SEQ\n\n": moves the client's Last-Event-ID without firing an event. */
+/* Appends "id: EPOCH.SEQ\n\n" (bare when epoch is 0): moves the client's Last-Event-ID without firing an event. */
 int sse_format_id(struct buf *out, int32_t epoch, int64_t seq);
 
 /* Appends the HTTP headers (CGI style) and the retry: line that open a stream. */

@@ -37,6 +37,7 @@ void streams_fini(struct streams *ss)
 		}
 	}
 	buf_free(&ss->text);
+	buf_free(&ss->text_bare);
 }
 
 struct stream_user *streams_user(struct streams *ss, const char *id)
@@ -92,6 +93,7 @@ struct stream *stream_new(int fd, uint16_t request_id, const char *user_id, int6
 	s->session_expires_ms = session_expires_ms;
 	s->last_seq = last->seq;
 	s->last_epoch = last->epoch;
+	s->bare_ids = last->seq >= 0 && last->epoch == 0;
 	snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);
 	return s;
 }

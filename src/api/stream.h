@@ -40,6 +40,7 @@ struct stream {
 	int64_t session_expires_ms;	/* monotonic; the stream ends with its session */
 	int64_t last_seq;	/* last seq queued; -1: not known yet (start from head) */
 	int32_t last_epoch;	/* its epoch; 0: not known (a bare Last-Event-ID: the current one) */
+	int bare_ids;		/* it sent a bare seq (a client from before epochs): its ids go out bare too */
 	int catching_up;	/* reads mjs.events page by page (delivery.h) */
 	int want_out;		/* EPOLLOUT is registered */
 	int dirty;		/* on the dirty list */
@@ -70,6 +71,7 @@ struct streams {
 	struct stream *dirty;
 	struct stream *dead;
 	struct buf text;	/* scratch: the SSE text being queued */
+	struct buf text_bare;	/* scratch: the same event with a bare id, for bare_ids streams */
 	/* called once per stream when it closes (the hub counts and gives the seat back) */
 	void (*on_close)(void *ctx, const char *user_id);
 	void *on_close_ctx;

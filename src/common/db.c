@@ -34,7 +34,9 @@ static void notice_to_log(void *arg, const char *message)
 
 /*
  * What every connection gets unless the configured conninfo says otherwise
- * (its fields come after these, and libpq keeps the last value of a key):
+ * (its fields come after these, and libpq keeps the last value of a key), or
+ * names a service (pg_service.conf's settings would lose to these; so would
+ * PGCONNECT_TIMEOUT's, which then sets connect_timeout):
  * a dead database host is noticed in seconds, not the kernel's two hours,
  * so a pooled connection, a LISTEN or a worker's flush moves on to the new
  * primary of a multi-host conninfo (mjs.conf(5), "database") quickly.
@@ -52,24 +54,56 @@ PGconn *db_connect(const char *conninfo)
 	return db_connect_as(conninfo, program_invocation_short_name);
 }
 
+/* Does conninfo name a service? Its settings come from pg_service.conf, which defaults here would override. */
+static int names_service(const char *conninfo)
+{
+	const char *env = getenv("PGSERVICE");
+	PQconninfoOption *opts;
+	int found = env && *env;
+
+	if (found || !(opts = PQconninfoParse(conninfo, NULL)))
+		return found;	/* a bare database name is no conninfo: no service */
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, "service") && o->val && *o->val)
+			found = 1;
+	PQconninfoFree(opts);
+	return found;
+}
+
 PGconn *db_connect_as(const char *conninfo, const char *name)
 {
-	static const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-					    "keepalives_count", "tcp_user_timeout", "fallback_application_name",
-					    "dbname", NULL };
-	const char *values[] = { "5", "1", "5", "2", "3", "10000", name, conninfo, NULL };
-	PGconn *conn = PQconnectdbParams(keys, values, 1);
+	const char *keys[10], *values[10];
+	PGconn *conn;
+	int k = 0;
 
+	if (!names_service(conninfo)) {
+		if (!getenv("PGCONNECT_TIMEOUT")) {
+			keys[k] = "connect_timeout";
+			values[k++] = "5";
+		}
+		keys[k] = "keepalives", values[k++] = "1";
+		keys[k] = "keepalives_idle", values[k++] = "5";
+		keys[k] = "keepalives_interval", values[k++] = "2";
+		keys[k] = "keepalives_count", values[k++] = "3";
+		keys[k] = "tcp_user_timeout", values[k++] = "10000";
+	}
+	keys[k] = "fallback_application_name", values[k++] = name;
+	keys[k] = "dbname", values[k++] = conninfo;	/* last: its own settings win */
+	keys[k] = NULL, values[k] = NULL;
+	conn = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char *msg = PQerrorMessage(conn);
-		size_t n = strlen(msg);
-		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-			n--;
 		/* one line per happening: libpq says one line per host tried, and hints */
+		char line[1024];
+		size_t n;
+
+		snprintf(line, sizeof(line), "%s", PQerrorMessage(conn));
+		n = strlen(line);
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+			n--;
 		for (size_t i = 0; i < n; i++)
-			if (msg[i] == '\n' || msg[i] == '\t')
-				msg[i] = ' ';
-		log_error("db connect failed: %.*s", (int)n, msg);
+			if (line[i] == '\n' || line[i] == '\t')
+				line[i] = ' ';
+		log_error("db connect failed: %.*s", (int)n, line);
 		PQfinish(conn);
 		return NULL;
 	}

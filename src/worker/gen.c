@@ -221,6 +221,17 @@ static size_t utf8_offset(const char *s, size_t len, long chars)
 	return len;
 }
 
+/* Drops the first n characters of pending (len bytes, *pending_chars of them), stored already. */
+static void drop_stored(struct buf *pending, long *pending_chars, long n, struct buf *copy)
+{
+	size_t off = utf8_offset(pending->data, pending->len, n);
+
+	if (copy && buf_append(copy, pending->data, off) < 0)
+		buf_free(copy);
+	buf_consume(pending, off);
+	*pending_chars -= n;
+}
+
 long gen_rewind(struct gen *g, long chars, long rchars)
 {
 	long gone = 0;
@@ -244,11 +255,33 @@ long gen_rewind(struct gen *g, long chars, long rchars)
 		}
 		g->content_chars = chars;
 		g->dirty = 1;
+	} else if (chars > g->content_chars) {
+		long ahead = chars - g->content_chars;
+		if (ahead > g->pending_chars) {
+			/* stored text this worker never had: go on from there, without a copy */
+			g->whole = 0;
+			buf_free(&g->text);
+			ahead = g->pending_chars;
+		}
+		drop_stored(&g->pending, &g->pending_chars, ahead, g->whole ? &g->text : NULL);
+		if (g->whole && ((!g->text.data && ahead > 0) || g->text.len > GEN_TEXT_MAX)) {
+			g->whole = 0;	/* no copy (out of memory, or past the limit): the database folds the chunks */
+			buf_free(&g->text);
+		}
+		g->content_chars = chars;
+		g->chunk_rows++;
+		g->dirty = g->pending.len > 0 || g->pending_reasoning.len > 0 || g->status != NULL;
 	}
 	if (rchars >= 0 && rchars < g->reasoning_chars) {
 		gone += g->reasoning_chars - rchars;
 		g->reasoning_chars = rchars;
 		g->dirty = 1;
+	} else if (rchars > g->reasoning_chars) {
+		long ahead = rchars - g->reasoning_chars;
+		if (ahead > g->pending_rchars)
+			ahead = g->pending_rchars;
+		drop_stored(&g->pending_reasoning, &g->pending_rchars, ahead, NULL);
+		g->reasoning_chars = rchars;
 	}
 	return gone;
 }

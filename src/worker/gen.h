@@ -132,11 +132,15 @@ void gen_flush_forget(struct gen *list);
 
 /*
  * After a reconnect: the database holds chars characters of g's answer and
- * rchars of its reasoning. Fewer than g wrote means commits it was told were
- * done are gone (a failover to a standby that had not received them): the
- * lost answer text goes out again from g's copy when it has one (whole), else
- * g goes on from what is stored. More is left to the offset rule (a flush
- * whose commit landed but whose answer was lost is ignored when sent again).
+ * rchars of its reasoning.
+ * - Fewer than g wrote: commits it was told were done are gone (a failover
+ *   to a standby that had not received them). The lost answer text goes out
+ *   again from g's copy when it has one (whole), else g goes on from what is
+ *   stored.
+ * - More: the flush in flight when the connection broke was committed (its
+ *   answer was lost). What it stored leaves pending, as gen_flush_written
+ *   would have done; sending it again would be refused by the offset rule,
+ *   and the text that arrived since with it.
  * Returns the characters lost for good (0 when everything can be sent again).
  */
 long gen_rewind(struct gen *g, long chars, long rchars);

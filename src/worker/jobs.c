@@ -92,6 +92,9 @@ int jobs_resync(PGconn *db, struct gen *list)
 			log_warn("generation rewound id=%s chars=%ld stored=%ld reasoning_chars=%ld stored=%ld lost=%ld "
 				 "reason=\"written text missing after the reconnect (a failover lost commits)\"",
 				 g->id, was, chars, rwas, rchars, gone);
+		else if (chars > was || rchars > rwas)
+			log_info("generation resynced id=%s chars=%ld stored=%ld reason=\"the flush in flight when the "
+				 "connection broke was committed\"", g->id, was, chars);
 	}
 	PQclear(res);
 	return 0;

@@ -60,6 +60,10 @@ START_TEST(test_last_event_id_invalid_is_an_error)
 	ck_assert_int_eq(events_last_event_id("1.", NULL, &v), -1);
 	ck_assert_int_eq(events_last_event_id("1.2.3", NULL, &v), -1);
 	ck_assert_int_eq(events_last_event_id("1.-2", NULL, &v), -1);
+	/* given in the query but too long to be an id: an error, not a stream from the head */
+	ck_assert_int_eq(events_last_event_id(NULL, "last_event_id=1111111111111111111111111111111111111111111111111111",
+					      &v), -1);
+	ck_assert_int_eq(events_last_event_id(NULL, "a=1&last_event_id=%zz", &v), -1);
 }
 END_TEST
 

@@ -477,25 +477,33 @@ START_TEST(test_a_tab_from_a_lost_history_gets_reset_never_a_skip)
 }
 END_TEST
 
-START_TEST(test_a_bare_seq_means_the_current_epoch)
+START_TEST(test_a_bare_seq_means_the_current_epoch_and_gets_bare_ids)
 {
-	int p1, p2, p3;
+	int p1, p2, p3, p4;
 	struct stream *current = open_stream_at(USER_A, 0, 5, &p1);	/* Last-Event-ID: 5 */
 	struct stream *older = open_stream_at(USER_A, 0, 5, &p2);
 	struct stream *none = open_stream_at(USER_A, 7, 0, &p3);	/* saw nothing: any epoch will do */
+	struct stream *full = open_stream_at(USER_A, 2, 5, &p4);	/* Last-Event-ID: 2.5 */
 	struct replay_row rows[] = { row_at(2, 6, "a", "{}") };
 	struct replay_row from1[] = { row_at(1, 1, "a", "{}") };
 	char *got;
 
-	for (int i = 0; i < 3; i++)
-		free(received(i == 0 ? p1 : i == 1 ? p2 : p3, NULL));
+	for (int i = 0; i < 4; i++)
+		free(received(i == 0 ? p1 : i == 1 ? p2 : i == 2 ? p3 : p4, NULL));
+	/* a client that sent a bare seq reads ids as numbers: its ids go out bare */
 	ck_assert_int_eq(page_after_failover(current, 6, 2, rows, 1), 0);
+	ck_assert_int_eq(page_after_failover(full, 6, 2, rows, 1), 0);
+	delivery_event(&ss, streams_user(&ss, USER_A), 2, 7, "b", 1, "{}", 2);
 	got = received(p1, NULL);
-	ck_assert_str_eq(got, "id: 2.6\nevent: a\ndata: {}\n\n");
+	ck_assert_str_eq(got, "id: 6\nevent: a\ndata: {}\n\nid: 7\nevent: b\ndata: {}\n\n");
 	free(got);
+	got = received(p4, NULL);
+	ck_assert_str_eq(got, "id: 2.6\nevent: a\ndata: {}\n\nid: 2.7\nevent: b\ndata: {}\n\n");
+	free(got);
+	ck_assert_int_eq(current->last_epoch, 2);
 	ck_assert_int_eq(page_after_failover(older, 6, 1, rows, 1), 0);	/* 5 is from epoch 1, not the current */
 	got = received(p2, NULL);
-	ck_assert_str_eq(got, "id: 2.6\nevent: reset\ndata: {\"seq\":6,\"epoch\":2,\"reason\":\"history\"}\n\n");
+	ck_assert_str_eq(got, "id: 6\nevent: reset\ndata: {\"seq\":6,\"epoch\":2,\"reason\":\"history\"}\n\n");
 	free(got);
 	ck_assert_int_eq(page_after_failover(none, 1, 0, from1, 1), 0);
 	got = received(p3, NULL);
@@ -504,6 +512,7 @@ START_TEST(test_a_bare_seq_means_the_current_epoch)
 	close(p1);
 	close(p2);
 	close(p3);
+	close(p4);
 }
 END_TEST
 
@@ -525,7 +534,7 @@ Suite *delivery_suite(void)
 	tcase_add_test(tc, test_stream_end_sends_end_request);
 	tcase_add_test(tc, test_a_tab_whose_events_survived_a_failover_resumes_in_the_new_epoch);
 	tcase_add_test(tc, test_a_tab_from_a_lost_history_gets_reset_never_a_skip);
-	tcase_add_test(tc, test_a_bare_seq_means_the_current_epoch);
+	tcase_add_test(tc, test_a_bare_seq_means_the_current_epoch_and_gets_bare_ids);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -361,6 +361,34 @@ START_TEST(test_without_its_own_copy_a_gen_goes_on_from_what_is_stored)
 }
 END_TEST
 
+START_TEST(test_a_flush_whose_commit_landed_but_whose_answer_was_lost_is_not_sent_again)
+{
+	struct gen *g = make("a", 0);
+	struct json_object *b;
+
+	text(g, "héllo ");
+	flush_all(g);				/* 6 characters */
+	text(g, "wörld ");
+	json_object_put(gen_flush_batch(g, NULL, 0));	/* in flight... */
+	text(g, "again");			/* ...while more arrives */
+	gen_flush_forget(g);			/* the connection broke: the answer never came */
+	ck_assert_int_eq(gen_rewind(g, 12, 0), 0);	/* but the database has "héllo wörld " */
+	ck_assert_int_eq(g->content_chars, 12);
+	ck_assert_str_eq(g->pending.data, "again");
+	ck_assert_int_eq(g->pending_chars, 5);
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "offset"), "12");
+	ck_assert_str_eq(field(job(b, "a"), "text"), "again");
+	json_object_put(b);
+	gen_flush_written(g, finished, NULL);
+	gen_set_status(g, "completed", NULL);
+	b = gen_flush_batch(g, NULL, 0);
+	ck_assert_str_eq(field(job(b, "a"), "content"), "héllo wörld again");
+	json_object_put(b);
+	gen_free(g);
+}
+END_TEST
+
 Suite *gen_suite(void)
 {
 	Suite *s = suite_create("gen");
@@ -378,6 +406,7 @@ Suite *gen_suite(void)
 	tcase_add_test(tc, test_reasoning_has_its_own_offsets_and_the_final_says_usage_and_why);
 	tcase_add_test(tc, test_text_lost_in_a_failover_goes_out_again_from_where_the_database_stands);
 	tcase_add_test(tc, test_without_its_own_copy_a_gen_goes_on_from_what_is_stored);
+	tcase_add_test(tc, test_a_flush_whose_commit_landed_but_whose_answer_was_lost_is_not_sent_again);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -87,6 +87,8 @@ START_TEST(test_format_id_exact_bytes)
 	ck_assert_str_eq(b.data, "id: 1.7\n\n");
 	ck_assert_int_eq(sse_format_id(&b, 12, 1234567890123LL), 0);
 	ck_assert_str_eq(b.data, "id: 1.7\n\nid: 12.1234567890123\n\n");
+	ck_assert_int_eq(sse_format_id(&b, 0, 8), 0);	/* epoch 0: a bare id, for a client that sent one */
+	ck_assert_str_eq(b.data, "id: 1.7\n\nid: 12.1234567890123\n\nid: 8\n\n");
 	buf_free(&b);
 }
 END_TEST

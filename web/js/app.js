@@ -63,12 +63,25 @@ async function reloadAll(reason) {
 
 // The tab's copy belongs to a history the database lost (a failover to a
 // standby that had not received the newest commits): drop it and start over.
+// The first time at once; when it repeats within a minute (REST and the
+// stream briefly on different servers mid-failover, or the server not
+// answering), after 1 s, then twice as long each time, at most 30 s.
+const RESTART_WINDOW_MS = 60000;
+const RESTART_DELAY_MAX_MS = 30000;
+let restartDelay = 0;
+let lastRestart = 0;
+
 async function restartAll(reason) {
   console.warn('mjs: starting over: ' + reason);
   stopStream();
   chat.resetChat();
   tasks.resetTasks();
-  await enter();
+  const now = Date.now();
+  restartDelay = now - lastRestart < RESTART_WINDOW_MS
+    ? Math.min(Math.max(restartDelay * 2, 1000), RESTART_DELAY_MAX_MS) : 0;
+  lastRestart = now;
+  if (restartDelay) await new Promise((resolve) => setTimeout(resolve, restartDelay));
+  await enter(true);
 }
 
 function dispatch(type, data, seq) {
@@ -78,11 +91,14 @@ function dispatch(type, data, seq) {
   else chat.dispatch(type, data, seq);
 }
 
-async function enter() {
+// again: a start-over of a logged-in tab, which keeps trying while the
+// server does not answer (mid-failover) instead of showing the login form.
+async function enter(again = false) {
   try {
     me = await api('GET', '/me');
   } catch (e) {
     if (e.status === 401) showLogin('');
+    else if (again) restartAll('the server is not answering (' + e.message + ')');
     else showLogin('The server is not answering (' + e.message + '); reload the page to try again.');
     return;
   }

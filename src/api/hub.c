@@ -296,6 +296,7 @@ struct hub *hub_start(const struct config *cfg)
 	streams_init(&h->streams, h->epfd, cfg->stream_queue_max, stream_closed, h);
 	if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
 		log_error("hub thread start failed");
+		listen_close(&h->listener);
 		seats_fini(&h->seats);
 		pthread_mutex_destroy(&h->lock);
 		goto fail;

@@ -14,9 +14,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+/* every second, no backoff: after a failover tabs wait for this (1 connect/s per responder) */
 #define LISTEN_RETRY_MS 1000
-/* every second: after a failover tabs wait for this, not for a backoff (1 connect/s per responder) */
-#define LISTEN_RETRY_MAX_MS 1000
 #define LISTEN_NOTIFY_BATCH 512	/* notifications taken at once (their big events read in one query) */
 
 void listen_init(struct listener *l, const char *conninfo, int notify_fd)
@@ -24,7 +23,6 @@ void listen_init(struct listener *l, const char *conninfo, int notify_fd)
 	memset(l, 0, sizeof(*l));
 	l->conninfo = conninfo;
 	l->fd = -1;
-	l->retry_ms = LISTEN_RETRY_MS;
 	l->notify_fd = notify_fd;
 	pthread_mutex_init(&l->lock, NULL);
 }
@@ -42,7 +40,7 @@ void listen_lost(struct listener *l, struct streams *ss, const char *why, int64_
 	PQfinish(l->db);
 	l->db = NULL;
 	l->fd = -1;
-	l->retry_at = now_ms + l->retry_ms;
+	l->retry_at = now_ms + LISTEN_RETRY_MS;
 }
 
 void listen_close(struct listener *l)
@@ -179,7 +177,7 @@ int listen_connect(struct listener *l, struct streams *ss, void *tag, int64_t no
 		l->made = NULL;
 		if (pthread_create(&l->connector, NULL, connector_main, l) != 0) {
 			log_error("hub cannot start its connector thread; retrying");
-			l->retry_at = now_ms + l->retry_ms;
+			l->retry_at = now_ms + LISTEN_RETRY_MS;
 			return -1;
 		}
 		l->connecting = 1;
@@ -195,15 +193,13 @@ int listen_connect(struct listener *l, struct streams *ss, void *tag, int64_t no
 	pthread_join(l->connector, NULL);
 	l->connecting = 0;
 	if (!db) {
-		l->retry_at = now_ms + l->retry_ms;
-		l->retry_ms = l->retry_ms * 2 > LISTEN_RETRY_MAX_MS ? LISTEN_RETRY_MAX_MS : l->retry_ms * 2;
+		l->retry_at = now_ms + LISTEN_RETRY_MS;
 		return -1;
 	}
 	l->epoch = l->made_epoch;
 	PQsetnonblocking(db, 0);
 	l->db = db;
 	l->fd = PQsocket(db);
-	l->retry_ms = LISTEN_RETRY_MS;
 	epoll_ctl(ss->epfd, EPOLL_CTL_ADD, l->fd, &ev);
 	log_info("hub listening channel=%s epoch=%d", EVENTS_CHANNEL, (int)l->epoch);
 	/* notifications may have been missed while disconnected */

@@ -27,7 +27,6 @@ struct listener {
 	PGconn *db;		/* NULL while disconnected */
 	int fd;			/* PQsocket(db), registered with the hub's epoll */
 	int64_t retry_at;	/* monotonic ms of the next connection attempt */
-	int retry_ms;		/* backoff: 1 s doubling to 10 s */
 	int32_t epoch;		/* of every event notified here: the server's (mjs.epoch()), read at connect */
 	int notify_fd;		/* an eventfd the connector writes when it is done (the hub's wake-up) */
 	int connecting;		/* a connector thread runs (hub thread only) */

@@ -1,5 +1,5 @@
 CREATE OR REPLACE FUNCTION mjs.user_json(u mjs.users) RETURNS json
 LANGUAGE sql STABLE AS $$
-  SELECT row_to_json(r) FROM (SELECT u.id, u.username, mjs.rfc3339(u.created_at) AS created_at) r
+  SELECT row_to_json(ROW(u.id, u.username, mjs.rfc3339(u.created_at))::mjs.user_out)
 $$;
 COMMENT ON FUNCTION mjs.user_json(mjs.users) IS 'The API''s JSON for a user (never the hash).';

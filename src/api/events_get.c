@@ -13,21 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Is parameter name in query at all (whatever its value: too long, malformed)? */
-static int has_param(const char *query, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (const char *p = query; p;) {
-		if (!strncmp(p, name, len) && (p[len] == '=' || p[len] == '&' || p[len] == '\0'))
-			return 1;
-		p = strchr(p, '&');
-		if (p)
-			p++;
-	}
-	return 0;
-}
-
 int events_last_event_id(const char *header, const char *query, struct sse_id *out)
 {
 	char value[48];
@@ -36,12 +21,10 @@ int events_last_event_id(const char *header, const char *query, struct sse_id *o
 	out->seq = -1;
 	if (header && *header)
 		return sse_parse_id(header, out);
-	if (!query)
-		return 0;
 	if (http_query_param(query, "last_event_id", value, sizeof(value)) >= 0)
 		return sse_parse_id(value, out);
 	/* given but unreadable (too long for any id, bad escapes): an error, never "from the head" */
-	return has_param(query, "last_event_id") ? -1 : 0;
+	return http_query_has(query, "last_event_id") ? -1 : 0;
 }
 
 void events_get(struct call *c)

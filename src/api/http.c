@@ -99,48 +99,59 @@ static int hexval(char c)
 	return -1;
 }
 
-int http_query_param(const char *query, const char *name, char *out, size_t outlen)
+/* The first "name=value" or bare "name" segment of query, or NULL; *seglen its length. */
+static const char *query_segment(const char *query, const char *name, size_t *seglen)
 {
 	size_t nlen = strlen(name);
-	const char *p = query;
 
-	while (p && *p) {
+	for (const char *p = query; p && *p;) {
 		const char *end = strchr(p, '&');
-		size_t seglen = end ? (size_t)(end - p) : strlen(p);
+		size_t len = end ? (size_t)(end - p) : strlen(p);
 
-		if (seglen > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			size_t o = 0;
-			for (size_t i = nlen + 1; i < seglen; i++) {
-				char c = p[i];
-				if (c == '%') {
-					int hi, lo;
-					if (i + 2 >= seglen)
-						return -1;
-					hi = hexval(p[i + 1]);
-					lo = hexval(p[i + 2]);
-					if (hi < 0 || lo < 0)
-						return -1;
-					c = (char)(hi << 4 | lo);
-					i += 2;
-				} else if (c == '+') {
-					c = ' ';
-				}
-				if (o + 1 >= outlen)
-					return -1;
-				out[o++] = c;
-			}
-			out[o] = '\0';
-			return (int)o;
-		}
-		if (seglen == nlen && strncmp(p, name, nlen) == 0) {
-			if (outlen == 0)
-				return -1;
-			out[0] = '\0';
-			return 0;
+		if (len >= nlen && strncmp(p, name, nlen) == 0 && (len == nlen || p[nlen] == '=')) {
+			*seglen = len;
+			return p;
 		}
 		p = end ? end + 1 : NULL;
 	}
-	return -1;
+	return NULL;
+}
+
+int http_query_has(const char *query, const char *name)
+{
+	size_t seglen;
+
+	return query_segment(query, name, &seglen) != NULL;
+}
+
+int http_query_param(const char *query, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name), seglen, o = 0;
+	const char *p = query_segment(query, name, &seglen);
+
+	if (!p || outlen == 0)
+		return -1;
+	for (size_t i = nlen + 1; i < seglen; i++) {
+		char c = p[i];
+		if (c == '%') {
+			int hi, lo;
+			if (i + 2 >= seglen)
+				return -1;
+			hi = hexval(p[i + 1]);
+			lo = hexval(p[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return (int)o;
 }
 
 int http_cookie_get(const char *header, const char *name, char *out, size_t outlen)

@@ -60,6 +60,9 @@ void http_response_free(struct http_response *resp);
  */
 int http_query_param(const char *query, const char *name, char *out, size_t outlen);
 
+/* Is name in the query at all, whatever its value (too long or malformed for http_query_param)? */
+int http_query_has(const char *query, const char *name);
+
 /* Finds cookie name in a Cookie header into out. Returns its length or -1. */
 int http_cookie_get(const char *header, const char *name, char *out, size_t outlen);
 

@@ -100,6 +100,20 @@ START_TEST(test_query_param_absent_or_without_value)
 }
 END_TEST
 
+START_TEST(test_query_has_whatever_the_value)
+{
+	char out[4];
+
+	ck_assert_int_eq(http_query_param("q=%zz", "q", out, sizeof(out)), -1);	/* unreadable... */
+	ck_assert_int_eq(http_query_has("q=%zz", "q"), 1);			/* ...but given */
+	ck_assert_int_eq(http_query_has("a=1&q=123456789", "q"), 1);
+	ck_assert_int_eq(http_query_has("a=1&q", "q"), 1);
+	ck_assert_int_eq(http_query_has("qq=1&xq=2", "q"), 0);
+	ck_assert_int_eq(http_query_has("", "q"), 0);
+	ck_assert_int_eq(http_query_has(NULL, "q"), 0);
+}
+END_TEST
+
 START_TEST(test_cookie_get_finds_one_among_several)
 {
 	char out[64];
@@ -303,6 +317,7 @@ Suite *http_suite(void)
 	tcase_add_test(query, test_query_param_too_long_for_out_is_an_error);
 	tcase_add_test(query, test_query_param_does_not_confuse_name_prefixes);
 	tcase_add_test(query, test_query_param_absent_or_without_value);
+	tcase_add_test(query, test_query_has_whatever_the_value);
 	suite_add_tcase(s, query);
 
 	tcase_add_test(cookie, test_cookie_get_finds_one_among_several);

@@ -5,13 +5,18 @@
 -- messages is one row with NULLs beside the seq; no row when there is no such
 -- user.
 --
--- The messages are chosen by conversation alone (none when it is not
--- p_user's), in the order of messages_conversation, and the user is checked
--- on the page: a message's user is its conversation's (send_message). With "AND m.user_id = p_user" in the scan, the generic plan
--- the cache settles on counted the two conditions as independent, expected a
--- row or none, and read the whole conversation through a bitmap to sort it for
--- its first rows (5,000 messages: 1.5 ms for a page of 51, against 0.05 in
--- index order; tests/integration/test_sql_plans.py).
+-- A page must walk messages_conversation in order and stop after p_limit
+-- rows, whatever plan the connection caches; a plan that reads the whole
+-- conversation to sort it makes every page of a long chat cost the chat
+-- (5,000 messages: 4.4 ms a page against 0.4; tests/integration/test_sql_plans.py).
+-- So:
+-- - the messages are taken by conversation alone, from the conversation row
+--   checked to be p_user's (LATERAL: none for another user's), and the user
+--   is checked on the page. "AND m.user_id = p_user" in the scan made the
+--   planner take the two conditions as independent and expect a row or none,
+--   for which reading and sorting everything looks as cheap;
+-- - the limit is a sub-select, which no plan knows: a custom plan that knew
+--   it (51) and expected fewer rows in a conversation chose the sort again.
 CREATE OR REPLACE FUNCTION mjs.message_page(p_user uuid, p_conversation uuid, p_after_usec bigint, p_after_id uuid,
                                  p_limit integer)
 RETURNS TABLE (r_seq bigint, r_obj text, r_cursor text)
